@@ -1,0 +1,46 @@
+import type { Principal } from "./types.js";
+
+/**
+ * The contract between the simulator's wire layer and its service providers. A provider is a class
+ * with one method per AWS operation, named as AWS names it (`CreateKey`, `GetRole`); `operations`
+ * lists them with whether they change state. Providers never see HTTP: they get the decoded input
+ * and a CallContext, return a plain output object (Uint8Array for blobs, Date for timestamps) or
+ * throw a ServiceError.
+ */
+export type Protocol = "awsJson1_0" | "awsJson1_1" | "awsQuery" | "restXml";
+
+export interface OperationInfo {
+  /** False for operations that change the account (counted as mutating, and persisted after). */
+  readOnly: boolean;
+}
+
+export interface ServiceProvider {
+  /** Signing name and ARN service: `kms`, `iam`, `sts`, `s3`, `cloudtrail`. */
+  readonly service: string;
+  readonly protocol: Protocol;
+  /** CloudTrail `eventSource`, e.g. `kms.amazonaws.com`. */
+  readonly eventSource: string;
+  /** awsJson: the `x-amz-target` prefixes accepted (`TrentService`). */
+  readonly targetPrefixes?: readonly string[];
+  /** awsQuery: the API version (`2010-05-08`) and XML namespace of responses. */
+  readonly apiVersion?: string;
+  readonly xmlNamespace?: string;
+  readonly operations: Readonly<Record<string, OperationInfo>>;
+}
+
+/** What a provider's operation learns about the call besides its input. */
+export interface CallContext {
+  accountId: string;
+  region: string;
+  requestId: string;
+  principal: Principal;
+  now: Date;
+  sourceIp: string;
+  userAgent: string;
+  secureTransport: boolean;
+  /** Set when an AWS service calls on the requester's behalf, e.g. `s3.amazonaws.com` calling KMS. */
+  viaService?: string;
+}
+
+/** An operation implementation as the dispatcher calls it. */
+export type OperationFn = (input: Record<string, unknown>, ctx: CallContext) => unknown | Promise<unknown>;

@@ -1,0 +1,337 @@
+import { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Account, type AccountOptions, type Clock, ids, PROFILES } from "./account.js";
+import { authenticate, type CredentialRecord, type ErrorFamily } from "./auth/authenticate.js";
+import { ServiceError } from "./core/errors.js";
+import type { CallContext, OperationFn, ServiceProvider } from "./core/service.js";
+import type { Principal, SimRequest, SimResponse } from "./core/types.js";
+import { FaultInjector } from "./faults.js";
+import type { Codec } from "./protocols/codec.js";
+import { jsonCodec } from "./protocols/json.js";
+import { queryCodec } from "./protocols/query.js";
+import { DataDir } from "./store.js";
+
+export interface SimulatorOptions {
+  /** `instant` (default) or `realistic` (IAM propagation delay), or explicit options. */
+  profile?: keyof typeof PROFILES | AccountOptions;
+  clock?: Clock;
+  faults?: FaultInjector;
+}
+
+/** What a listener learns about each completed call (CloudTrail recording builds on this). */
+export interface CallRecord {
+  service: string;
+  eventSource: string;
+  operation: string;
+  readOnly: boolean;
+  input: Record<string, unknown>;
+  output?: unknown;
+  error?: ServiceError;
+  ctx: CallContext;
+}
+
+export interface SimulatorStats {
+  requests: number;
+  /** Calls to operations that change state, whether or not they succeeded. */
+  mutatingCalls: number;
+}
+
+export interface ClientConfigOptions {
+  region?: string;
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  maxAttempts?: number;
+}
+
+const CODECS: Record<ServiceProvider["protocol"], Codec | undefined> = {
+  awsJson1_0: jsonCodec("1.0"),
+  awsJson1_1: jsonCodec("1.1"),
+  awsQuery: queryCodec,
+  restXml: undefined,
+};
+
+const FAMILY: Record<ServiceProvider["protocol"], ErrorFamily> = {
+  awsJson1_0: "json",
+  awsJson1_1: "json",
+  awsQuery: "query",
+  restXml: "s3",
+};
+
+const SCOPE = /Credential=[^/,\s]+\/\d{8}\/([^/,\s]+)\/([^/,\s]+)\//;
+
+/**
+ * The simulated AWS account as a service: one `handle(request)` that routes to the service,
+ * authenticates (SigV4), injects faults, runs the operation and renders the answer in the
+ * service's protocol. Served in process (`requestHandler()` for SDK clients) and over HTTP
+ * (sim/server.ts) by the same code.
+ */
+export class Simulator {
+  readonly faults: FaultInjector;
+  readonly stats: SimulatorStats = { requests: 0, mutatingCalls: 0 };
+  private readonly listeners: ((record: CallRecord) => void)[] = [];
+  private readonly byTarget = new Map<string, ServiceProvider>();
+  private readonly byService = new Map<string, ServiceProvider>();
+
+  private constructor(
+    readonly account: Account,
+    private readonly dataDir: DataDir | undefined,
+    options: SimulatorOptions,
+  ) {
+    this.faults = options.faults ?? new FaultInjector();
+    for (const provider of [account.kms, account.iam, account.sts] as ServiceProvider[]) this.register(provider);
+  }
+
+  /** A fresh account that lives in memory only (tests). */
+  static inMemory(options: SimulatorOptions = {}): Simulator {
+    return new Simulator(Account.create(resolveProfile(options.profile), options.clock), undefined, options);
+  }
+
+  /**
+   * The persistent account in `dir` (created on first use), locked for this process until
+   * `close()`. Throws DataDirLockedError when another process holds it.
+   */
+  static open(dir: string, options: SimulatorOptions & { command?: string } = {}): Simulator {
+    const dataDir = new DataDir(dir);
+    dataDir.lock(options.command ?? "kmslab");
+    try {
+      const saved = dataDir.load();
+      const profile = resolveProfile(options.profile);
+      const account = saved ? new Account(saved, profile, options.clock) : Account.create(profile, options.clock);
+      if (!saved) dataDir.save(account.toState());
+      return new Simulator(account, dataDir, options);
+    } catch (err) {
+      dataDir.unlock();
+      throw err;
+    }
+  }
+
+  /** Releases the data directory's lock. State is already on disk: it is saved after every change. */
+  close(): void {
+    this.dataDir?.unlock();
+  }
+
+  get dataDirectory(): string | undefined {
+    return this.dataDir?.dir;
+  }
+
+  /** The admin user's long-term access key. */
+  credentials(): { accessKeyId: string; secretAccessKey: string } {
+    return this.account.iam.adminCredentials();
+  }
+
+  /** Adds a service (S3, CloudTrail... come from later parts). */
+  register(provider: ServiceProvider): void {
+    this.byService.set(provider.service, provider);
+    for (const prefix of provider.targetPrefixes ?? []) this.byTarget.set(prefix, provider);
+  }
+
+  /** Called after every completed operation, successful or not. */
+  observe(listener: (record: CallRecord) => void): () => void {
+    this.listeners.push(listener);
+    return () => this.listeners.splice(this.listeners.indexOf(listener), 1);
+  }
+
+  /** Config for an SDK v3 client that reaches this account in process, through the full SDK stack. */
+  clientConfig(options: ClientConfigOptions = {}) {
+    return {
+      region: options.region ?? "us-east-1",
+      credentials: options.credentials ?? this.credentials(),
+      requestHandler: this.requestHandler(),
+      ...(options.maxAttempts ? { maxAttempts: options.maxAttempts } : {}),
+    };
+  }
+
+  /** A smithy HttpHandler: SDK clients send their signed requests here instead of the network. */
+  requestHandler() {
+    return {
+      handle: async (request: SmithyRequest) => ({ response: toSmithyResponse(await this.handle(await fromSmithy(request))) }),
+      updateHttpClientConfig(): void {},
+      httpHandlerConfigs: () => ({}),
+      destroy(): void {},
+      metadata: { handlerProtocol: "http/1.1" },
+    };
+  }
+
+  /** One request in, one response out; never throws. */
+  async handle(req: SimRequest): Promise<SimResponse> {
+    const requestId = ids.requestId();
+    this.stats.requests++;
+    const provider = this.route(req);
+    if (!provider) {
+      return {
+        status: 400,
+        headers: { "content-type": "application/xml", "x-amz-request-id": requestId },
+        body: new TextEncoder().encode(
+          `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidRequest</Code><Message>The simulator serves KMS, IAM and STS here; this request names none of them (no X-Amz-Target header, no Action parameter).</Message><RequestId>${requestId}</RequestId></Error>`,
+        ),
+      };
+    }
+    const codec = CODECS[provider.protocol]!;
+    try {
+      return await this.dispatch(req, provider, codec, requestId);
+    } catch (err) {
+      if (err instanceof ServiceError) return codec.encodeError(provider, err, requestId);
+      process.stderr.write(`kmslab sim: internal error in ${provider.service}: ${(err as Error).stack}\n`);
+      return codec.encodeError(provider, internalError(provider), requestId);
+    }
+  }
+
+  private async dispatch(req: SimRequest, provider: ServiceProvider, codec: Codec, requestId: string) {
+    const now = this.account.now();
+    const auth = authenticate(req, {
+      family: FAMILY[provider.protocol],
+      now,
+      lookup: (akid) => this.lookupCredentials(akid),
+      allowAnonymous: provider.protocol === "restXml",
+    });
+    const { operation, input } = codec.decode(req, provider);
+    const readOnly = provider.operations[operation]!.readOnly;
+    if (!readOnly) this.stats.mutatingCalls++;
+
+    const fault = this.faults.decide(provider.service, operation);
+    if (fault.latencyMs > 0) await sleep(fault.latencyMs);
+    if (fault.kind !== "none") throw injectedError(provider, fault.kind);
+
+    const ctx: CallContext = {
+      accountId: this.account.accountId,
+      region: provider.service === "iam" ? "us-east-1" : (auth.region ?? "us-east-1"),
+      requestId,
+      principal: auth.principal,
+      now,
+      sourceIp: req.sourceIp,
+      userAgent: req.headers["user-agent"] ?? "",
+      secureTransport: req.scheme === "https",
+    };
+    const fn = (provider as unknown as Record<string, OperationFn>)[operation]!;
+    let output: unknown;
+    try {
+      output = await fn.call(provider, input, ctx);
+    } catch (err) {
+      if (err instanceof ServiceError) this.emit({ provider, operation, readOnly, input, error: err, ctx });
+      throw err;
+    }
+    if (!readOnly) this.dataDir?.save(this.account.toState());
+    this.emit({ provider, operation, readOnly, input, output, ctx });
+    return codec.encode(provider, operation, output, requestId);
+  }
+
+  private emit(r: Omit<CallRecord, "service" | "eventSource"> & { provider: ServiceProvider }): void {
+    if (this.listeners.length === 0) return;
+    const { provider, ...rest } = r;
+    const record: CallRecord = { service: provider.service, eventSource: provider.eventSource, ...rest };
+    for (const listener of this.listeners) listener(record);
+  }
+
+  private lookupCredentials(accessKeyId: string): CredentialRecord | undefined {
+    if (accessKeyId.startsWith("ASIA")) {
+      const session = this.account.sts.findSession(accessKeyId);
+      return session && { ...session, active: true };
+    }
+    return this.account.iam.findAccessKey(accessKeyId);
+  }
+
+  /** Which service a request is for: X-Amz-Target (JSON), else the signing scope, host or Version (query). */
+  private route(req: SimRequest): ServiceProvider | undefined {
+    const target = req.headers["x-amz-target"];
+    if (target !== undefined) {
+      const dot = target.lastIndexOf(".");
+      return this.byTarget.get(target.slice(0, dot)) ?? this.byTarget.get(target.slice(0, dot).split(".").pop()!);
+    }
+    const scope = SCOPE.exec(req.headers.authorization ?? "") ?? SCOPE.exec(`Credential=${req.query["X-Amz-Credential"]?.[0]}`);
+    const signed = scope ? this.byService.get(scope[2]!) : undefined;
+    if (signed) return signed;
+    const host = (req.headers.host ?? "").split(".")[0];
+    if (host === "iam" || host === "sts") return this.byService.get(host);
+    if (isQueryRequest(req)) {
+      const version = /(?:^|&)Version=([^&]*)/.exec(new TextDecoder().decode(req.body.subarray(0, 4096)))?.[1];
+      const v = version ?? req.query.Version?.[0];
+      for (const p of this.byService.values()) if (p.protocol === "awsQuery" && p.apiVersion === v) return p;
+      return this.byService.get("sts");
+    }
+    return this.byService.get("s3");
+  }
+}
+
+function isQueryRequest(req: SimRequest): boolean {
+  return (
+    (req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded") || req.query.Action !== undefined
+  );
+}
+
+function resolveProfile(profile: SimulatorOptions["profile"]): AccountOptions {
+  if (profile === undefined) return PROFILES.instant!;
+  if (typeof profile === "string") {
+    const p = PROFILES[profile];
+    if (!p) throw new Error(`unknown simulator profile "${profile}" (use ${Object.keys(PROFILES).join(" or ")})`);
+    return p;
+  }
+  return profile;
+}
+
+function injectedError(provider: ServiceProvider, kind: "throttle" | "5xx"): ServiceError {
+  const family = FAMILY[provider.protocol];
+  if (kind === "throttle") {
+    if (family === "s3") return new ServiceError("SlowDown", "Please reduce your request rate.", 503);
+    if (family === "query") return new ServiceError("Throttling", "Rate exceeded", 400);
+    return new ServiceError("ThrottlingException", "Rate exceeded", 400);
+  }
+  return internalError(provider);
+}
+
+function internalError(provider: ServiceProvider): ServiceError {
+  const family = FAMILY[provider.protocol];
+  if (family === "s3") return new ServiceError("InternalError", "We encountered an internal error. Please try again.", 500);
+  if (family === "query") return new ServiceError("ServiceFailure", "Service failure", 500);
+  if (provider.service === "kms") return new ServiceError("KMSInternalException", "Internal service error.", 500);
+  return new ServiceError("InternalFailure", "The request processing has failed because of an unknown error.", 500);
+}
+
+/** The parts of a smithy HttpRequest the handler reads. */
+interface SmithyRequest {
+  method: string;
+  protocol?: string;
+  hostname?: string;
+  port?: number;
+  path: string;
+  query?: Record<string, string | string[] | null>;
+  headers: Record<string, string>;
+  body?: unknown;
+}
+
+async function fromSmithy(request: SmithyRequest): Promise<SimRequest> {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(request.headers)) headers[k.toLowerCase()] = v;
+  if (headers.host === undefined && request.hostname)
+    headers.host = request.port ? `${request.hostname}:${request.port}` : request.hostname;
+  const query: Record<string, string[]> = {};
+  for (const [k, v] of Object.entries(request.query ?? {})) {
+    if (v === null) query[k] = [""];
+    else query[k] = Array.isArray(v) ? v : [v];
+  }
+  return {
+    method: request.method,
+    rawPath: request.path,
+    query,
+    headers,
+    body: await bodyBytes(request.body),
+    scheme: request.protocol === "http:" ? "http" : "https",
+    sourceIp: "127.0.0.1",
+  };
+}
+
+async function bodyBytes(body: unknown): Promise<Uint8Array> {
+  if (body === undefined || body === null) return new Uint8Array(0);
+  if (body instanceof Uint8Array) return body;
+  if (typeof body === "string") return Buffer.from(body, "utf8");
+  if (body instanceof Readable || (typeof body === "object" && Symbol.asyncIterator in (body as object))) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of body as AsyncIterable<Uint8Array | string>) chunks.push(Buffer.from(chunk));
+    return Buffer.concat(chunks);
+  }
+  throw new ServiceError("InvalidRequest", "Unsupported request body type", 400);
+}
+
+function toSmithyResponse(res: SimResponse) {
+  return { statusCode: res.status, reason: undefined, headers: res.headers, body: res.body };
+}
+
+export type { Principal };
