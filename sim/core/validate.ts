@@ -41,7 +41,13 @@ const lowerFirst = (s: string) => s.charAt(0).toLowerCase() + s.slice(1);
 function describe(value: unknown): string {
   if (value instanceof Uint8Array) return "java.nio.HeapByteBuffer[pos=0 lim=" + value.length + "]";
   if (typeof value === "string") return value.length > 256 ? value.slice(0, 256) + "..." : value;
-  if (typeof value === "object") return JSON.stringify(value);
+  if (typeof value === "object") {
+    try {
+      return JSON.stringify(value).slice(0, 256);
+    } catch {
+      return "[structure]"; // too deep to print; the violation is still reported
+    }
+  }
   return String(value);
 }
 

@@ -1,0 +1,111 @@
+import { performance } from "node:perf_hooks";
+import { CreateRoleCommand, GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
+import { CreateKeyCommand, EncryptCommand, KMSClient } from "@aws-sdk/client-kms";
+import { serve } from "../sim/server.js";
+import { Simulator } from "../sim/simulator.js";
+
+/**
+ * What the simulator costs on top of the SDK itself, for KMS Encrypt and IAM GetRole:
+ *   (a) a requestHandler that returns a canned response: the SDK's own cost, the floor;
+ *   (b) the simulator in process (requestHandler): SigV4 check, policy evaluation, AES-GCM...;
+ *   (c) `sim serve` over HTTP on loopback (server in this same process).
+ * Rounds alternate a, b, c so that machine noise hits all three alike; the median round counts.
+ * Target: (b)/(a) ≤ 1.5 for Encrypt.
+ */
+const CALLS = Number(process.env.BENCH_CALLS ?? 2000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+
+type Send = () => Promise<unknown>;
+
+function cannedHandler(status: number, headers: Record<string, string>, body: string) {
+  const bytes = new TextEncoder().encode(body);
+  return {
+    handle: async () => ({ response: { statusCode: status, headers: { ...headers }, body: bytes } }),
+    updateHttpClientConfig() {},
+    httpHandlerConfigs: () => ({}),
+    destroy() {},
+  };
+}
+
+async function perCallMicros(send: Send, calls: number): Promise<number> {
+  const start = performance.now();
+  for (let i = 0; i < calls; i++) await send();
+  return ((performance.now() - start) * 1000) / calls;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export async function run(): Promise<boolean> {
+  const sim = Simulator.inMemory();
+  const server = await serve(sim, { port: 0 });
+  const creds = sim.credentials();
+  const region = "us-east-1";
+
+  const kmsSim = new KMSClient(sim.clientConfig());
+  const { KeyMetadata } = await kmsSim.send(new CreateKeyCommand({}));
+  const keyId = KeyMetadata!.KeyId!;
+  const iamSim = new IAMClient(sim.clientConfig());
+  const trust = JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${sim.account.accountId}:root` }, Action: "sts:AssumeRole" }],
+  });
+  await iamSim.send(new CreateRoleCommand({ RoleName: "bench-role", AssumeRolePolicyDocument: trust }));
+
+  // Canned answers shaped like the simulator's, so (a) parses the same amount of response.
+  const encryptOut = await kmsSim.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from("hello, kmslab") }));
+  const cannedEncrypt = JSON.stringify({
+    CiphertextBlob: Buffer.from(encryptOut.CiphertextBlob!).toString("base64"),
+    KeyId: encryptOut.KeyId,
+    EncryptionAlgorithm: "SYMMETRIC_DEFAULT",
+  });
+  const roleXml =
+    `<GetRoleResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><GetRoleResult><Role><Path>/</Path>` +
+    `<RoleName>bench-role</RoleName><RoleId>AROAEXAMPLEEXAMPLE12</RoleId><Arn>arn:aws:iam::${sim.account.accountId}:role/bench-role</Arn>` +
+    `<CreateDate>2026-11-28T00:00:00Z</CreateDate><AssumeRolePolicyDocument>${encodeURIComponent(trust)}</AssumeRolePolicyDocument>` +
+    `<MaxSessionDuration>3600</MaxSessionDuration></Role></GetRoleResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></GetRoleResponse>`;
+
+  const kmsCanned = new KMSClient({
+    region,
+    credentials: creds,
+    requestHandler: cannedHandler(200, { "content-type": "application/x-amz-json-1.1" }, cannedEncrypt),
+  });
+  const iamCanned = new IAMClient({ region, credentials: creds, requestHandler: cannedHandler(200, { "content-type": "text/xml" }, roleXml) });
+  const kmsHttp = new KMSClient({ region, credentials: creds, endpoint: server.url });
+  const iamHttp = new IAMClient({ region, credentials: creds, endpoint: server.url });
+
+  const plaintext = Buffer.from("hello, kmslab");
+  const encrypt = (c: KMSClient): Send => () => c.send(new EncryptCommand({ KeyId: keyId, Plaintext: plaintext }));
+  const getRole = (c: IAMClient): Send => () => c.send(new GetRoleCommand({ RoleName: "bench-role" }));
+
+  const cases = [
+    { name: "KMS Encrypt", a: encrypt(kmsCanned), b: encrypt(kmsSim), c: encrypt(kmsHttp), target: 1.5 },
+    { name: "IAM GetRole", a: getRole(iamCanned), b: getRole(iamSim), c: getRole(iamHttp), target: undefined },
+  ];
+
+  let ok = true;
+  console.log(`\nSDK overhead: µs per call, median of ${ROUNDS} rounds of ${CALLS} sequential calls (node ${process.version})`);
+  console.log("operation     (a) canned  (b) in-process  (c) HTTP   (b)/(a)  (c)/(a)");
+  for (const c of cases) {
+    for (const send of [c.a, c.b, c.c]) await perCallMicros(send, 300); // warm-up
+    const a: number[] = [];
+    const b: number[] = [];
+    const h: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      a.push(await perCallMicros(c.a, CALLS));
+      b.push(await perCallMicros(c.b, CALLS));
+      h.push(await perCallMicros(c.c, Math.ceil(CALLS / 4)));
+    }
+    const [ma, mb, mh] = [median(a), median(b), median(h)];
+    const ratio = mb / ma;
+    console.log(
+      `${c.name.padEnd(12)} ${ma.toFixed(0).padStart(10)} ${mb.toFixed(0).padStart(15)} ${mh.toFixed(0).padStart(9)} ${ratio.toFixed(2).padStart(9)} ${(mh / ma).toFixed(2).padStart(8)}`,
+    );
+    if (c.target !== undefined) {
+      const pass = ratio <= c.target;
+      ok &&= pass;
+      console.log(`  ${c.name}: (b)/(a) = ${ratio.toFixed(2)}, target ≤ ${c.target}: ${pass ? "met" : "NOT MET"}`);
+    }
+  }
+  await server.close();
+  return ok;
+}

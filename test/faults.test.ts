@@ -1,0 +1,35 @@
+import { describe, expect, it } from "vitest";
+import { FaultInjector, FaultSpecError } from "../sim/faults.js";
+
+describe("fault injection", () => {
+  it("parses specs and prefers the most specific rule", () => {
+    const f = FaultInjector.parse("kms.Encrypt:throttle=1;kms:5xx=1;*:latency=7", 42);
+    expect(f.decide("kms", "Encrypt")).toEqual({ kind: "throttle", latencyMs: 0 });
+    expect(f.decide("kms", "Decrypt")).toEqual({ kind: "5xx", latencyMs: 0 });
+    expect(f.decide("iam", "GetRole")).toEqual({ kind: "none", latencyMs: 7 });
+  });
+
+  it("is reproducible for a seed and roughly honours the probability", () => {
+    const run = (seed: number) => {
+      const f = FaultInjector.parse("kms:throttle=0.2", seed);
+      return Array.from({ length: 2000 }, () => f.decide("kms", "Encrypt").kind);
+    };
+    const a = run(7);
+    expect(run(7)).toEqual(a);
+    expect(run(8)).not.toEqual(a);
+    const share = a.filter((k) => k === "throttle").length / a.length;
+    expect(share).toBeGreaterThan(0.15);
+    expect(share).toBeLessThan(0.25);
+  });
+
+  it.each([
+    ["kms", /must look like/],
+    ["kms:throttle=2", /between 0 and 1/],
+    ["kms:boom=1", /unknown fault kind/],
+    ["kms:throttle=x", /needs a number/],
+    ["KMS Encrypt:throttle=0.1", /fault scope/],
+  ])("rejects %s", (spec, message) => {
+    expect(() => FaultInjector.parse(spec)).toThrow(FaultSpecError);
+    expect(() => FaultInjector.parse(spec)).toThrow(message);
+  });
+});

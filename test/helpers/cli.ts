@@ -1,0 +1,75 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+/** The built CLI, run as a user runs it (`npm test` builds it first). */
+export const BIN = resolve(import.meta.dirname, "../../bin/kmslab.js");
+
+export function tempDir(prefix = "kmslab-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `kmslab ...args` to completion. */
+export function runCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", fail);
+    child.on("close", (code) => done({ code, stdout, stderr }));
+  });
+}
+
+export interface ServeHandle {
+  child: ChildProcess;
+  endpoint: string;
+  env: Record<string, string>;
+  stderr: () => string;
+  /** Sends SIGTERM and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `kmslab sim serve --port 0` and waits for the environment it prints. */
+export function startServe(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<ServeHandle> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [BIN, "sim", "serve", "--port", "0", ...args], {
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.stdout.on("data", (d) => {
+      stdout += d;
+      const env: Record<string, string> = {};
+      for (const m of stdout.matchAll(/^export (\w+)=(.*)$/gm)) env[m[1]!] = m[2]!;
+      if (env.AWS_DEFAULT_REGION && env.AWS_ENDPOINT_URL)
+        done({
+          child,
+          endpoint: env.AWS_ENDPOINT_URL,
+          env,
+          stderr: () => stderr,
+          stop: (signal = "SIGTERM") => {
+            child.kill(signal);
+            return exited;
+          },
+        });
+    });
+    child.on("exit", (code) => fail(new Error(`sim serve exited ${code}: ${stderr}`)));
+  });
+}
