@@ -1,4 +1,10 @@
-import { GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
+import {
+  CreateRoleCommand,
+  CreateUserCommand,
+  GetRoleCommand,
+  IAMClient,
+  PutRolePolicyCommand,
+} from "@aws-sdk/client-iam";
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { describe, expect, it } from "vitest";
 import { Account } from "../sim/account.js";
@@ -273,7 +279,6 @@ describe("STS through the SDK", () => {
   });
 
   it("assumes a role and acts as the session", async () => {
-    const { CreateRoleCommand, PutRolePolicyCommand } = await import("@aws-sdk/client-iam");
     const created = await iam.send(
       new CreateRoleCommand({
         RoleName: "kmslab-key-user",
@@ -321,7 +326,6 @@ describe("STS through the SDK", () => {
   });
 
   it("denies AssumeRole when the trust policy does not name the caller", async () => {
-    const { CreateRoleCommand, CreateUserCommand } = await import("@aws-sdk/client-iam");
     await iam.send(new CreateUserCommand({ UserName: "someone-else" }));
     const created = await iam.send(
       new CreateRoleCommand({
