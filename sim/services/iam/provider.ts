@@ -114,8 +114,6 @@ export class IamService implements ServiceProvider {
   } as const;
 
   readonly state: IamState;
-  /** Parsed documents by text: parsing is pure, and callers ask for the same policies on every request. */
-  private readonly parsed = new Map<string, Policy>();
 
   constructor(
     private readonly account: Account,
@@ -186,7 +184,7 @@ export class IamService implements ServiceProvider {
     }
     const out: Policy[] = [];
     for (const text of texts) {
-      const policy = this.parseCached(text, "identity");
+      const policy = this.storedPolicy(text, "identity");
       if (policy) out.push(policy);
     }
     return out;
@@ -227,15 +225,13 @@ export class IamService implements ServiceProvider {
     return role && this.isPropagated(role) ? role : undefined;
   }
 
-  /** A stored document as a Policy (cached); undefined if it no longer parses. */
-  parseCached(text: string, kind: Kind): Policy | undefined {
-    const key = `${kind}\n${text}`;
-    const hit = this.parsed.get(key);
-    if (hit) return hit;
+  /**
+   * A stored document as a Policy (the engine caches parses by text); undefined if it no longer
+   * parses, which cannot happen to documents this service accepted.
+   */
+  storedPolicy(text: string, kind: Kind): Policy | undefined {
     try {
-      const policy = parsePolicy(text, kind);
-      this.parsed.set(key, policy);
-      return policy;
+      return parsePolicy(text, kind);
     } catch {
       return undefined;
     }

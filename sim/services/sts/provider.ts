@@ -129,7 +129,7 @@ export class StsService implements ServiceProvider {
     // does not name the caller: AWS does not reveal which.
     const role = this.account.iam.assumableRole(req.RoleArn);
     if (!role) throw denied();
-    const trust = this.account.iam.parseCached(role.trustPolicy, "trust");
+    const trust = this.account.iam.storedPolicy(role.trustPolicy, "trust");
     if (!trust) throw denied();
 
     const context: ContextKeys = {
@@ -143,13 +143,10 @@ export class StsService implements ServiceProvider {
       ...(req.SourceIdentity !== undefined ? { "sts:SourceIdentity": req.SourceIdentity } : {}),
     };
     const evalReq: EvalRequest = { principal: caller, action: "sts:AssumeRole", resource: role.arn, context };
-    // The trust policy must allow the caller, either by naming it or by naming its account (which
-    // then defers to the caller's IAM policies); an identity policy alone never makes a role
-    // assumable. authorize() adds explicit denies and the account-delegation rule.
-    const direct = evaluatePolicy(trust, evalReq).effect;
-    const viaAccount =
-      caller.accountId === this.account.accountId &&
-      evaluatePolicy(trust, { ...evalReq, principal: this.rootPrincipal() }).effect === "Allow";
+    // The trust policy must allow the caller, by naming it or its account (an Allow naming the
+    // account then defers to the caller's IAM policies, which authorize() checks along with explicit
+    // denies): an identity policy alone never makes a role assumable.
+    const trusted = evaluatePolicy(trust, evalReq).effect === "Allow";
     const decision = authorize({
       req: evalReq,
       identityPolicies: this.account.iam.identityPolicies(caller),
@@ -157,7 +154,7 @@ export class StsService implements ServiceProvider {
       resourceAccountId: this.account.accountId,
       mode: "default",
     });
-    if (direct === "Deny" || !(direct === "Allow" || viaAccount) || !decision.allowed) throw denied();
+    if (!trusted || !decision.allowed) throw denied();
 
     const chained = caller.type === "AssumedRole";
     const duration = req.DurationSeconds ?? 3600;
@@ -215,11 +212,6 @@ export class StsService implements ServiceProvider {
       sessionName: s.sessionName,
       sessionIssuedAt: s.issuedAt,
     };
-  }
-
-  private rootPrincipal(): Principal {
-    const acct = this.account.accountId;
-    return { type: "Root", arn: `arn:aws:iam::${acct}:root`, accountId: acct, userId: acct };
   }
 
   private prune(): void {
