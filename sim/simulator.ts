@@ -182,6 +182,8 @@ export class Simulator {
       now,
       lookup: (akid) => this.lookupCredentials(akid),
       allowAnonymous: provider.protocol === "restXml",
+      expectedService: provider.service,
+      ...(provider.service === "iam" ? { expectedRegion: "us-east-1" } : {}),
     });
     const { operation, input } = codec.decode(req, provider);
     const readOnly = provider.operations[operation]!.readOnly;

@@ -36,6 +36,20 @@ export const map = (value: Field, o: { required?: boolean; max?: number } = {}):
 });
 export const struct = (shape: Shape, o: { required?: boolean } = {}): Field => ({ kind: "structure", shape, ...o });
 
+/**
+ * AWS's model patterns constrain the whole value (`[\w+=,.@-]+` rejects "bad name!"), while a
+ * JavaScript RegExp matches anywhere: anchor each pattern once, keep its source for the message.
+ */
+const anchored = new WeakMap<RegExp, RegExp>();
+function wholeMatch(pattern: RegExp): RegExp {
+  let whole = anchored.get(pattern);
+  if (!whole) {
+    whole = new RegExp(`^(?:${pattern.source})$`, pattern.flags.replace(/[gy]/g, ""));
+    anchored.set(pattern, whole);
+  }
+  return whole;
+}
+
 const lowerFirst = (s: string) => s.charAt(0).toLowerCase() + s.slice(1);
 
 function describe(value: unknown): string {
@@ -95,7 +109,7 @@ function check(field: Field, raw: unknown, path: string, out: Violation[]): unkn
         bad(`Member must have length greater than or equal to ${field.min}`);
       if (field.max !== undefined && value.length > field.max)
         bad(`Member must have length less than or equal to ${field.max}`);
-      if (field.pattern && !field.pattern.test(value))
+      if (field.pattern && !wholeMatch(field.pattern).test(value))
         bad(`Member must satisfy regular expression pattern: ${field.pattern.source}`);
       if (field.enum && !field.enum.includes(value)) bad(`Member must satisfy enum value set: [${field.enum.join(", ")}]`);
       return value;

@@ -114,23 +114,6 @@ function awsManaged(name: string, id: string, created: string, statements: objec
   };
 }
 
-/**
- * A pattern from IAM's model. The model's patterns describe the whole value and are written without
- * anchors, and AWS prints them that way in validation messages; the core validator tests with
- * `RegExp.test` (a partial match), so this RegExp keeps the unanchored `source` for the message and
- * tests the whole value.
- */
-export class WholePattern extends RegExp {
-  private readonly whole: RegExp;
-  constructor(source: string) {
-    super(source, "u");
-    this.whole = new RegExp(`^(?:${source})$`, "u");
-  }
-  override test(value: string): boolean {
-    return this.whole.test(value);
-  }
-}
-
 // Field shapes from the IAM/STS service models (botocore iam/2010-05-08, sts/2011-06-15).
 export const NAME_PATTERN = String.raw`[\w+=,.@-]+`;
 export const roleName = (required = true) => str({ required, min: 1, max: 64 });
@@ -140,35 +123,35 @@ export const existingUserName = (required = true) => str({ required, min: 1, max
 export const policyName = () => str({ required: true, min: 1, max: 128 });
 export const path = () => str({ min: 1, max: 512 });
 export const pathPrefix = () =>
-  str({ min: 1, max: 512, pattern: new WholePattern(String.raw`\u002F[\u0021-\u007F]*`) });
+  str({ min: 1, max: 512, pattern: new RegExp(String.raw`\u002F[\u0021-\u007F]*`, "u") });
 export const policyDocument = () =>
   str({
     required: true,
     min: 1,
     max: 131072,
-    pattern: new WholePattern(String.raw`[\u0009\u000A\u000D\u0020-\u00FF]+`),
+    pattern: new RegExp(String.raw`[\u0009\u000A\u000D\u0020-\u00FF]+`, "u"),
   });
 export const arn = (required = true) => str({ required, min: 20, max: 2048 });
 export const marker = () =>
-  str({ min: 1, max: 320, pattern: new WholePattern(String.raw`[\u0020-\u00FF]+`) });
+  str({ min: 1, max: 320, pattern: new RegExp(String.raw`[\u0020-\u00FF]+`, "u") });
 export const maxItems = (): Field => ({ kind: "integer", min: 1, max: 1000 });
 export const description = () =>
-  str({ max: 1000, pattern: new WholePattern(String.raw`[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*`) });
+  str({ max: 1000, pattern: new RegExp(String.raw`[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*`, "u") });
 export const accessKeyId = (required = true) =>
-  str({ required, min: 16, max: 128, pattern: new WholePattern(String.raw`[\w]+`) });
+  str({ required, min: 16, max: 128, pattern: new RegExp(String.raw`[\w]+`, "u") });
 const tagKey = () =>
   str({
     required: true,
     min: 1,
     max: 128,
-    pattern: new WholePattern(String.raw`[\p{L}\p{Z}\p{N}_.:/=+\-@]+`),
+    pattern: new RegExp(String.raw`[\p{L}\p{Z}\p{N}_.:/=+\-@]+`, "u"),
   });
 const tagValue = () =>
   str({
     required: true,
     min: 0,
     max: 256,
-    pattern: new WholePattern(String.raw`[\p{L}\p{Z}\p{N}_.:/=+\-@]*`),
+    pattern: new RegExp(String.raw`[\p{L}\p{Z}\p{N}_.:/=+\-@]*`, "u"),
   });
 export const tags = (required = false) =>
   list(struct({ Key: tagKey(), Value: tagValue() }), { required, max: 50 });

@@ -37,7 +37,6 @@ import {
   tags,
   type UserRecord,
   userName,
-  WholePattern,
 } from "./model.js";
 
 type Kind = "identity" | "trust";
@@ -468,7 +467,7 @@ export class IamService implements ServiceProvider {
       input,
       {
         PolicyName: policyName(),
-        Path: str({ min: 1, max: 512, pattern: new WholePattern(String.raw`((/[A-Za-z0-9\.,\+@=_-]+)*)/`) }),
+        Path: str({ min: 1, max: 512, pattern: new RegExp(String.raw`((/[A-Za-z0-9\.,\+@=_-]+)*)/`, "u") }),
         PolicyDocument: policyDocument(),
         Description: description(),
         Tags: tags(),
@@ -524,7 +523,7 @@ export class IamService implements ServiceProvider {
         PolicyArn: arn(),
         VersionId: str({
           required: true,
-          pattern: new WholePattern(String.raw`v[1-9][0-9]*(\.[A-Za-z0-9-]*)?`),
+          pattern: new RegExp(String.raw`v[1-9][0-9]*(\.[A-Za-z0-9-]*)?`, "u"),
         }),
       },
       "ValidationError",

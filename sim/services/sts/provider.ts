@@ -5,7 +5,6 @@ import type { CallContext, ServiceProvider } from "../../core/service.js";
 import type { ContextKeys, Principal } from "../../core/types.js";
 import { int, list, str, struct, validate } from "../../core/validate.js";
 import { authorize, type EvalRequest, evaluatePolicy } from "../../policy/index.js";
-import { WholePattern } from "../iam/model.js";
 
 /** One issued set of temporary credentials, JSON-safe (persisted so sessions survive a restart). */
 export interface SessionRecord {
@@ -102,17 +101,17 @@ export class StsService implements ServiceProvider {
           required: true,
           min: 2,
           max: 64,
-          pattern: new WholePattern(String.raw`[\w+=,.@-]*`),
+          pattern: new RegExp(String.raw`[\w+=,.@-]*`, "u"),
         }),
         PolicyArns: list(struct({ arn: str({ min: 20, max: 2048 }) })),
         Policy: str({ min: 1, max: 2048 }),
         DurationSeconds: int({ min: 900, max: 43200 }),
         Tags: list(tag, { max: 50 }),
         TransitiveTagKeys: list(str({ min: 1, max: 128 }), { max: 50 }),
-        ExternalId: str({ min: 2, max: 1224, pattern: new WholePattern(String.raw`[\w+=,.@:\/-]*`) }),
+        ExternalId: str({ min: 2, max: 1224, pattern: new RegExp(String.raw`[\w+=,.@:\/-]*`, "u") }),
         SerialNumber: str({ min: 9, max: 256 }),
         TokenCode: str({ min: 6, max: 6 }),
-        SourceIdentity: str({ min: 2, max: 64, pattern: new WholePattern(String.raw`[\w+=,.@-]*`) }),
+        SourceIdentity: str({ min: 2, max: 64, pattern: new RegExp(String.raw`[\w+=,.@-]*`, "u") }),
       },
       "ValidationError",
     );
