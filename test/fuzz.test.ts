@@ -149,7 +149,7 @@ function generate(r: Rng): FuzzRequest {
   const params: string[] = [`Action=${op}`, `Version=${sts ? "2011-06-15" : "2010-05-08"}`];
   for (let i = r.int(5); i > 0; i--) {
     const v = randomValue(r);
-    params.push(`${r.pick(QUERY_FIELDS)}=${encodeURIComponent(typeof v === "string" ? v : JSON.stringify(v) ?? "")}`);
+    params.push(`${r.pick(QUERY_FIELDS)}=${encodeURIComponent((typeof v === "string" ? v : (JSON.stringify(v) ?? "")).replace(/[\uD800-\uDFFF]/g, "?"))}`);
   }
   let body = params.join("&");
   if (r.int(8) === 0) body = mutateBytes(r, body);
