@@ -58,7 +58,7 @@ const tagList = (required = false) =>
   );
 // Printable Latin-1 plus tab, LF and CR: the model's pattern for key policies.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: tab, LF and CR are exactly what the model allows
-const POLICY_CHARS = /^[\u0009\u000A\u000D\u0020-\u00FF]+$/;
+const POLICY_CHARS = /[\u0009\u000A\u000D\u0020-\u00FF]+/;
 const policyField = (required: boolean) => str({ required, min: 1, max: 131072, pattern: POLICY_CHARS });
 const aliasNameField = str({ required: true, min: 1, max: 256, pattern: /^[a-zA-Z0-9:/_-]+$/ });
 const limitField = int({ min: 1, max: 1000 });
@@ -451,7 +451,7 @@ export class KmsService implements ServiceProvider {
   GetKeyPolicy(input: Record<string, unknown>, ctx: CallContext) {
     const req = validate<{ KeyId: string; PolicyName?: string }>(input, {
       KeyId: keyIdField(),
-      PolicyName: str({ min: 1, max: 128, pattern: /^[\w]+$/ }),
+      PolicyName: str({ min: 1, max: 128, pattern: /[\w]+/ }),
     });
     const { key, alias } = this.findKey(ctx, req.KeyId);
     this.authorizeKey(ctx, key, "kms:GetKeyPolicy", { alias });
@@ -468,7 +468,7 @@ export class KmsService implements ServiceProvider {
       BypassPolicyLockoutSafetyCheck?: boolean;
     }>(input, {
       KeyId: keyIdField(),
-      PolicyName: str({ min: 1, max: 128, pattern: /^[\w]+$/ }),
+      PolicyName: str({ min: 1, max: 128, pattern: /[\w]+/ }),
       Policy: policyField(true),
       BypassPolicyLockoutSafetyCheck: bool(),
     });
