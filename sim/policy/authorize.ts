@@ -1,0 +1,78 @@
+/**
+ * The authorisation decision for one request: the caller's identity policies together with the
+ * resource's policy (key policy, bucket policy, role trust policy), following AWS's evaluation
+ * logic for the two cases the simulator needs.
+ */
+
+import type { Policy } from "./document.js";
+import { EvalContext, type EvalRequest, scanPolicy } from "./evaluate.js";
+
+export interface AuthzInput {
+  req: EvalRequest;
+  /** The caller's IAM policies (the user's, or the session's role's), inline and attached. */
+  identityPolicies: Policy[];
+  /** Key policy, bucket policy or role trust policy. */
+  resourcePolicy?: Policy;
+  resourceAccountId: string;
+  mode: "default" | "kms";
+}
+
+export interface AuthzResult {
+  allowed: boolean;
+  explicitDeny?: "identity" | "resource";
+  /** When implicitly denied: which kind of policy lacked an Allow (AWS's denial message names it). */
+  missing?: "identity" | "resource";
+}
+
+/**
+ * Decides a request.
+ *
+ * An explicit Deny in any policy wins. A resource-policy Allow naming the caller's *account* (its
+ * root ARN or bare id) matches every principal of that account but only delegates to IAM: it
+ * grants only what the caller's identity policies also allow. An Allow naming the caller itself
+ * (user, role — covering its sessions —, session, unique id, `*`, service principal) grants by
+ * itself, within the resource's account.
+ *
+ * - `default` (IAM, S3, STS trust within an account): allowed if the identity policies allow or the
+ *   resource policy allows; a caller from another account needs both. The account's root user has
+ *   an implicit identity Allow. Anonymous callers and AWS services have no identity policies: only
+ *   a resource policy naming them (or `*`) lets them in.
+ * - `kms` (key policies, aws-subset §1.5): the key policy is required and nobody has implicit access,
+ *   root included (a statement naming the account root names the root user directly). Allowed iff
+ *   the key policy allows the caller directly, or allows the caller's account and the caller's IAM
+ *   policies allow; a caller from another account always needs its IAM policies too.
+ */
+export function authorize(input: AuthzInput): AuthzResult {
+  const { req, identityPolicies, resourcePolicy, resourceAccountId, mode } = input;
+  const ctx = new EvalContext(req);
+  const p = req.principal;
+
+  let identityAllows = false;
+  for (const policy of identityPolicies) {
+    const scan = scanPolicy(policy, ctx);
+    if (scan.deny) return { allowed: false, explicitDeny: "identity" };
+    if (scan.direct || scan.account) identityAllows = true;
+  }
+  let direct = false;
+  let viaAccount = false;
+  if (resourcePolicy) {
+    const scan = scanPolicy(resourcePolicy, ctx);
+    if (scan.deny) return { allowed: false, explicitDeny: "resource" };
+    direct = scan.direct !== undefined;
+    viaAccount = scan.account !== undefined;
+  }
+
+  const hasIdentity = p.type !== "Anonymous" && p.type !== "AWSService";
+  if (!hasIdentity) return direct ? { allowed: true } : { allowed: false, missing: "resource" };
+  if (mode === "default" && p.type === "Root") identityAllows = true;
+
+  const crossAccount = p.accountId !== resourceAccountId;
+  if (crossAccount) {
+    if (!direct && !viaAccount) return { allowed: false, missing: "resource" };
+    return identityAllows ? { allowed: true } : { allowed: false, missing: "identity" };
+  }
+  if (mode === "default")
+    return identityAllows || direct ? { allowed: true } : { allowed: false, missing: "identity" };
+  if (direct || (viaAccount && identityAllows)) return { allowed: true };
+  return { allowed: false, missing: viaAccount ? "identity" : "resource" };
+}
