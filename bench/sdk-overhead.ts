@@ -1,8 +1,11 @@
 import { performance } from "node:perf_hooks";
 import { CreateRoleCommand, GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { CreateKeyCommand, EncryptCommand, KMSClient } from "@aws-sdk/client-kms";
-import { serve } from "../sim/server.js";
-import { Simulator } from "../sim/simulator.js";
+import type * as SimLibrary from "../sim/index.js";
+
+// The built bundle, as users run it (`npm run bench` builds it first), not the sources through tsx.
+const bundle = "../dist/index.js";
+const { Simulator, serve } = (await import(bundle)) as typeof SimLibrary;
 
 /**
  * What the simulator costs on top of the SDK itself, for KMS Encrypt and IAM GetRole:

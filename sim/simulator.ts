@@ -5,7 +5,7 @@ import { authenticate, type CredentialRecord, type ErrorFamily } from "./auth/au
 import { ServiceError } from "./core/errors.js";
 import type { CallContext, OperationFn, ServiceProvider } from "./core/service.js";
 import type { Principal, SimRequest, SimResponse } from "./core/types.js";
-import { FaultInjector } from "./faults.js";
+import { type FaultDecision, FaultInjector } from "./faults.js";
 import type { Codec } from "./protocols/codec.js";
 import { jsonCodec } from "./protocols/json.js";
 import { queryCodec } from "./protocols/query.js";
@@ -55,6 +55,15 @@ const FAMILY: Record<ServiceProvider["protocol"], ErrorFamily> = {
   awsQuery: "query",
   restXml: "s3",
 };
+
+/** One operation call on its way through the dispatcher. */
+interface Call {
+  provider: ServiceProvider;
+  operation: string;
+  readOnly: boolean;
+  input: Record<string, unknown>;
+  ctx: CallContext;
+}
 
 const SCOPE = /Credential=[^/,\s]+\/\d{8}\/([^/,\s]+)\/([^/,\s]+)\//;
 
@@ -143,7 +152,11 @@ export class Simulator {
   /** A smithy HttpHandler: SDK clients send their signed requests here instead of the network. */
   requestHandler() {
     return {
-      handle: async (request: SmithyRequest) => ({ response: toSmithyResponse(await this.handle(await fromSmithy(request))) }),
+      handle: (request: SmithyRequest) => {
+        const req = fromSmithy(request);
+        const res = req instanceof Promise ? req.then((r) => this.handle(r)) : this.handle(req);
+        return res.then((out) => ({ response: toSmithyResponse(out) }));
+      },
       updateHttpClientConfig(): void {},
       httpHandlerConfigs: () => ({}),
       destroy(): void {},
@@ -151,36 +164,50 @@ export class Simulator {
     };
   }
 
-  /** One request in, one response out; never throws. */
-  async handle(req: SimRequest): Promise<SimResponse> {
+  /** One request in, one response out; never rejects. */
+  handle(req: SimRequest): Promise<SimResponse> {
     const requestId = ids.requestId();
     this.stats.requests++;
     const provider = this.route(req);
     if (!provider) {
-      return {
+      return Promise.resolve({
         status: 400,
         headers: { "content-type": "application/xml", "x-amz-request-id": requestId },
         body: new TextEncoder().encode(
           `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidRequest</Code><Message>The simulator serves KMS, IAM and STS here; this request names none of them (no X-Amz-Target header, no Action parameter).</Message><RequestId>${requestId}</RequestId></Error>`,
         ),
-      };
+      });
     }
     const codec = CODECS[provider.protocol]!;
-    try {
-      return await this.dispatch(req, provider, codec, requestId);
-    } catch (err) {
+    const fail = (err: unknown): SimResponse => {
       if (err instanceof ServiceError) return codec.encodeError(provider, err, requestId);
       process.stderr.write(`kmslab sim: internal error in ${provider.service}: ${(err as Error).stack}\n`);
       return codec.encodeError(provider, internalError(provider), requestId);
+    };
+    try {
+      const out = this.dispatch(req, provider, codec, requestId);
+      return out instanceof Promise ? out.catch(fail) : Promise.resolve(out);
+    } catch (err) {
+      return Promise.resolve(fail(err));
     }
   }
 
-  private async dispatch(req: SimRequest, provider: ServiceProvider, codec: Codec, requestId: string) {
+  /**
+   * Authenticate, decode, inject faults, run the operation, persist, render. Synchronous unless a
+   * fault adds latency or the operation itself is asynchronous: most calls never wait, and a
+   * simulated call should cost little more than the SDK's own work.
+   */
+  private dispatch(
+    req: SimRequest,
+    provider: ServiceProvider,
+    codec: Codec,
+    requestId: string,
+  ): SimResponse | Promise<SimResponse> {
     const now = this.account.now();
     const auth = authenticate(req, {
       family: FAMILY[provider.protocol],
       now,
-      lookup: (akid) => this.lookupCredentials(akid),
+      lookup: this.lookupCredentials,
       allowAnonymous: provider.protocol === "restXml",
       expectedService: provider.service,
       ...(provider.service === "iam" ? { expectedRegion: "us-east-1" } : {}),
@@ -188,10 +215,6 @@ export class Simulator {
     const { operation, input } = codec.decode(req, provider);
     const readOnly = provider.operations[operation]!.readOnly;
     if (!readOnly) this.stats.mutatingCalls++;
-
-    const fault = this.faults.decide(provider.service, operation);
-    if (fault.latencyMs > 0) await sleep(fault.latencyMs);
-    if (fault.kind !== "none") throw injectedError(provider, fault.kind);
 
     const ctx: CallContext = {
       accountId: this.account.accountId,
@@ -203,33 +226,49 @@ export class Simulator {
       userAgent: req.headers["user-agent"] ?? "",
       secureTransport: req.scheme === "https",
     };
-    const fn = (provider as unknown as Record<string, OperationFn>)[operation]!;
-    let output: unknown;
-    try {
-      output = await fn.call(provider, input, ctx);
-    } catch (err) {
-      if (err instanceof ServiceError) this.emit({ provider, operation, readOnly, input, error: err, ctx });
-      throw err;
-    }
-    if (!readOnly) this.dataDir?.save(this.account.toState());
-    this.emit({ provider, operation, readOnly, input, output, ctx });
-    return codec.encode(provider, operation, output, requestId);
+    const call: Call = { provider, operation, readOnly, input, ctx };
+    const fault = this.faults.decide(provider.service, operation);
+    if (fault.latencyMs > 0) return sleep(fault.latencyMs).then(() => this.run(call, codec, fault.kind));
+    return this.run(call, codec, fault.kind);
   }
 
-  private emit(r: Omit<CallRecord, "service" | "eventSource"> & { provider: ServiceProvider }): void {
+  private run(call: Call, codec: Codec, fault: FaultDecision["kind"]): SimResponse | Promise<SimResponse> {
+    if (fault !== "none") throw injectedError(call.provider, fault);
+    const fn = (call.provider as unknown as Record<string, OperationFn>)[call.operation]!;
+    const failed = (err: unknown): never => {
+      if (err instanceof ServiceError) this.emit({ ...call, error: err });
+      throw err;
+    };
+    let output: unknown;
+    try {
+      output = fn.call(call.provider, call.input, call.ctx);
+    } catch (err) {
+      failed(err);
+    }
+    if (output instanceof Promise) return output.then((out) => this.succeed(call, codec, out), failed);
+    return this.succeed(call, codec, output);
+  }
+
+  private succeed(call: Call, codec: Codec, output: unknown): SimResponse {
+    if (!call.readOnly) this.dataDir?.save(this.account.toState());
+    this.emit({ ...call, output });
+    return codec.encode(call.provider, call.operation, output, call.ctx.requestId);
+  }
+
+  private emit(r: Call & { output?: unknown; error?: ServiceError }): void {
     if (this.listeners.length === 0) return;
     const { provider, ...rest } = r;
     const record: CallRecord = { service: provider.service, eventSource: provider.eventSource, ...rest };
     for (const listener of this.listeners) listener(record);
   }
 
-  private lookupCredentials(accessKeyId: string): CredentialRecord | undefined {
+  private readonly lookupCredentials = (accessKeyId: string): CredentialRecord | undefined => {
     if (accessKeyId.startsWith("ASIA")) {
       const session = this.account.sts.findSession(accessKeyId);
       return session && { ...session, active: true };
     }
     return this.account.iam.findAccessKey(accessKeyId);
-  }
+  };
 
   /** Which service a request is for: X-Amz-Target (JSON), else the signing scope, host or Version (query). */
   private route(req: SimRequest): ServiceProvider | undefined {
@@ -299,7 +338,7 @@ interface SmithyRequest {
   body?: unknown;
 }
 
-async function fromSmithy(request: SmithyRequest): Promise<SimRequest> {
+function fromSmithy(request: SmithyRequest): SimRequest | Promise<SimRequest> {
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(request.headers)) headers[k.toLowerCase()] = v;
   if (headers.host === undefined && request.hostname)
@@ -309,27 +348,30 @@ async function fromSmithy(request: SmithyRequest): Promise<SimRequest> {
     if (v === null) query[k] = [""];
     else query[k] = Array.isArray(v) ? v : [v];
   }
-  return {
+  const simRequest = (body: Uint8Array): SimRequest => ({
     method: request.method,
     rawPath: request.path,
     query,
     headers,
-    body: await bodyBytes(request.body),
+    body,
     scheme: request.protocol === "http:" ? "http" : "https",
     sourceIp: "127.0.0.1",
-  };
+  });
+  const body = request.body;
+  if (body === undefined || body === null) return simRequest(new Uint8Array(0));
+  if (body instanceof Uint8Array) return simRequest(body);
+  if (typeof body === "string") return simRequest(Buffer.from(body, "utf8"));
+  return collect(body).then(simRequest);
 }
 
-async function bodyBytes(body: unknown): Promise<Uint8Array> {
-  if (body === undefined || body === null) return new Uint8Array(0);
-  if (body instanceof Uint8Array) return body;
-  if (typeof body === "string") return Buffer.from(body, "utf8");
+/** A streaming body (S3 uploads), read whole. */
+async function collect(body: unknown): Promise<Uint8Array> {
   if (body instanceof Readable || (typeof body === "object" && Symbol.asyncIterator in (body as object))) {
     const chunks: Buffer[] = [];
     for await (const chunk of body as AsyncIterable<Uint8Array | string>) chunks.push(Buffer.from(chunk));
     return Buffer.concat(chunks);
   }
-  throw new ServiceError("InvalidRequest", "Unsupported request body type", 400);
+  throw new Error(`unsupported request body type: ${typeof body}`);
 }
 
 function toSmithyResponse(res: SimResponse) {
