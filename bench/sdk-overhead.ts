@@ -50,12 +50,20 @@ export async function run(): Promise<boolean> {
   const iamSim = new IAMClient(sim.clientConfig());
   const trust = JSON.stringify({
     Version: "2012-10-17",
-    Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${sim.account.accountId}:root` }, Action: "sts:AssumeRole" }],
+    Statement: [
+      {
+        Effect: "Allow",
+        Principal: { AWS: `arn:aws:iam::${sim.account.accountId}:root` },
+        Action: "sts:AssumeRole",
+      },
+    ],
   });
   await iamSim.send(new CreateRoleCommand({ RoleName: "bench-role", AssumeRolePolicyDocument: trust }));
 
   // Canned answers shaped like the simulator's, so (a) parses the same amount of response.
-  const encryptOut = await kmsSim.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from("hello, kmslab") }));
+  const encryptOut = await kmsSim.send(
+    new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from("hello, kmslab") }),
+  );
   const cannedEncrypt = JSON.stringify({
     CiphertextBlob: Buffer.from(encryptOut.CiphertextBlob!).toString("base64"),
     KeyId: encryptOut.KeyId,
@@ -72,21 +80,39 @@ export async function run(): Promise<boolean> {
     credentials: creds,
     requestHandler: cannedHandler(200, { "content-type": "application/x-amz-json-1.1" }, cannedEncrypt),
   });
-  const iamCanned = new IAMClient({ region, credentials: creds, requestHandler: cannedHandler(200, { "content-type": "text/xml" }, roleXml) });
+  const iamCanned = new IAMClient({
+    region,
+    credentials: creds,
+    requestHandler: cannedHandler(200, { "content-type": "text/xml" }, roleXml),
+  });
   const kmsHttp = new KMSClient({ region, credentials: creds, endpoint: server.url });
   const iamHttp = new IAMClient({ region, credentials: creds, endpoint: server.url });
 
   const plaintext = Buffer.from("hello, kmslab");
-  const encrypt = (c: KMSClient): Send => () => c.send(new EncryptCommand({ KeyId: keyId, Plaintext: plaintext }));
-  const getRole = (c: IAMClient): Send => () => c.send(new GetRoleCommand({ RoleName: "bench-role" }));
+  const encrypt =
+    (c: KMSClient): Send =>
+    () =>
+      c.send(new EncryptCommand({ KeyId: keyId, Plaintext: plaintext }));
+  const getRole =
+    (c: IAMClient): Send =>
+    () =>
+      c.send(new GetRoleCommand({ RoleName: "bench-role" }));
 
   const cases = [
     { name: "KMS Encrypt", a: encrypt(kmsCanned), b: encrypt(kmsSim), c: encrypt(kmsHttp), target: 1.5 },
-    { name: "IAM GetRole", a: getRole(iamCanned), b: getRole(iamSim), c: getRole(iamHttp), target: undefined },
+    {
+      name: "IAM GetRole",
+      a: getRole(iamCanned),
+      b: getRole(iamSim),
+      c: getRole(iamHttp),
+      target: undefined,
+    },
   ];
 
   let ok = true;
-  console.log(`\nSDK overhead: µs per call, median of ${ROUNDS} rounds of ${CALLS} sequential calls (node ${process.version})`);
+  console.log(
+    `\nSDK overhead: µs per call, median of ${ROUNDS} rounds of ${CALLS} sequential calls (node ${process.version})`,
+  );
   console.log("operation     (a) canned  (b) in-process  (c) HTTP   (b)/(a)  (c)/(a)");
   for (const c of cases) {
     for (const send of [c.a, c.b, c.c]) await perCallMicros(send, 300); // warm-up
@@ -106,7 +132,9 @@ export async function run(): Promise<boolean> {
     if (c.target !== undefined) {
       const pass = ratio <= c.target;
       ok &&= pass;
-      console.log(`  ${c.name}: (b)/(a) = ${ratio.toFixed(2)}, target ≤ ${c.target}: ${pass ? "met" : "NOT MET"}`);
+      console.log(
+        `  ${c.name}: (b)/(a) = ${ratio.toFixed(2)}, target ≤ ${c.target}: ${pass ? "met" : "NOT MET"}`,
+      );
     }
   }
   await server.close();

@@ -99,6 +99,11 @@ export const ids = {
     for (const b of bytes) out += alphabet[b % 32];
     return out;
   },
-  secret: () => randomBytes(30).toString("base64").replace(/[^A-Za-z0-9]/g, "").padEnd(40, "x").slice(0, 40),
+  secret: () =>
+    randomBytes(30)
+      .toString("base64")
+      .replace(/[^A-Za-z0-9]/g, "")
+      .padEnd(40, "x")
+      .slice(0, 40),
   requestId: () => randomUUID(),
 };

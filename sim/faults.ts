@@ -36,21 +36,26 @@ export class FaultInjector {
       const text = raw.trim();
       if (!text) continue;
       const colon = text.indexOf(":");
-      if (colon < 1) throw new FaultSpecError(`fault rule "${text}" must look like "kms.Encrypt:throttle=0.2"`);
+      if (colon < 1)
+        throw new FaultSpecError(`fault rule "${text}" must look like "kms.Encrypt:throttle=0.2"`);
       const scope = text.slice(0, colon).trim();
       if (!/^(\*|[a-z0-9-]+(\.[A-Za-z0-9]+)?)$/.test(scope))
-        throw new FaultSpecError(`fault scope "${scope}" must be "*", a service ("kms") or "service.Operation"`);
+        throw new FaultSpecError(
+          `fault scope "${scope}" must be "*", a service ("kms") or "service.Operation"`,
+        );
       const rule: FaultRule = {};
       for (const pair of text.slice(colon + 1).split(",")) {
         const [k, v] = pair.split("=").map((s) => s.trim());
         const n = Number(v);
-        if (!v || Number.isNaN(n)) throw new FaultSpecError(`fault setting "${pair.trim()}" needs a number, e.g. throttle=0.2`);
+        if (!v || Number.isNaN(n))
+          throw new FaultSpecError(`fault setting "${pair.trim()}" needs a number, e.g. throttle=0.2`);
         if (k === "throttle" || k === "5xx") {
           if (n < 0 || n > 1) throw new FaultSpecError(`fault probability ${k}=${v} must be between 0 and 1`);
           if (k === "throttle") rule.throttle = n;
           else rule.error5xx = n;
         } else if (k === "latency") {
-          if (n < 0 || n > 60_000) throw new FaultSpecError(`fault latency=${v} must be 0..60000 milliseconds`);
+          if (n < 0 || n > 60_000)
+            throw new FaultSpecError(`fault latency=${v} must be 0..60000 milliseconds`);
           rule.latencyMs = n;
         } else throw new FaultSpecError(`unknown fault kind "${k}" (use throttle, 5xx or latency)`);
       }

@@ -26,15 +26,19 @@ export interface RunningServer {
  */
 export async function serve(sim: Simulator, options: ServeOptions = {}): Promise<RunningServer> {
   const host = options.host ?? "127.0.0.1";
-  const server = createServer({ requestTimeout: 120_000, headersTimeout: 30_000, keepAliveTimeout: 5_000 }, (req, res) => {
-    handleHttp(sim, req, res).catch((err) => {
-      process.stderr.write(`kmslab sim: ${(err as Error).message}\n`);
-      if (!res.headersSent) res.writeHead(500).end();
-      else res.destroy();
-    });
-  });
+  const server = createServer(
+    { requestTimeout: 120_000, headersTimeout: 30_000, keepAliveTimeout: 5_000 },
+    (req, res) => {
+      handleHttp(sim, req, res).catch((err) => {
+        process.stderr.write(`kmslab sim: ${(err as Error).message}\n`);
+        if (!res.headersSent) res.writeHead(500).end();
+        else res.destroy();
+      });
+    },
+  );
   server.on("clientError", (_err, socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    if (socket.writable)
+      socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
     else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {
@@ -68,7 +72,9 @@ async function handleHttp(sim: Simulator, req: IncomingMessage, res: ServerRespo
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
     if (size > MAX_BODY_BYTES) {
-      res.writeHead(413, { "content-type": "text/plain", connection: "close" }).end("Request Entity Too Large");
+      res
+        .writeHead(413, { "content-type": "text/plain", connection: "close" })
+        .end("Request Entity Too Large");
       req.destroy();
       return;
     }
@@ -101,7 +107,9 @@ function toSimRequest(req: IncomingMessage, body: Buffer): SimRequest | undefine
       } catch {
         return undefined;
       }
-      (query[k] ??= []).push(v);
+      const values = query[k] ?? [];
+      values.push(v);
+      query[k] = values;
     }
   }
   const headers: Record<string, string> = {};

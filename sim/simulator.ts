@@ -86,7 +86,8 @@ export class Simulator {
     options: SimulatorOptions,
   ) {
     this.faults = options.faults ?? new FaultInjector();
-    for (const provider of [account.kms, account.iam, account.sts] as ServiceProvider[]) this.register(provider);
+    for (const provider of [account.kms, account.iam, account.sts] as ServiceProvider[])
+      this.register(provider);
   }
 
   /** A fresh account that lives in memory only (tests). */
@@ -104,7 +105,9 @@ export class Simulator {
     try {
       const saved = dataDir.load();
       const profile = resolveProfile(options.profile);
-      const account = saved ? new Account(saved, profile, options.clock) : Account.create(profile, options.clock);
+      const account = saved
+        ? new Account(saved, profile, options.clock)
+        : Account.create(profile, options.clock);
       if (!saved) dataDir.save(account.toState());
       return new Simulator(account, dataDir, options);
     } catch (err) {
@@ -275,15 +278,21 @@ export class Simulator {
     const target = req.headers["x-amz-target"];
     if (target !== undefined) {
       const dot = target.lastIndexOf(".");
-      return this.byTarget.get(target.slice(0, dot)) ?? this.byTarget.get(target.slice(0, dot).split(".").pop()!);
+      return (
+        this.byTarget.get(target.slice(0, dot)) ?? this.byTarget.get(target.slice(0, dot).split(".").pop()!)
+      );
     }
-    const scope = SCOPE.exec(req.headers.authorization ?? "") ?? SCOPE.exec(`Credential=${req.query["X-Amz-Credential"]?.[0]}`);
+    const scope =
+      SCOPE.exec(req.headers.authorization ?? "") ??
+      SCOPE.exec(`Credential=${req.query["X-Amz-Credential"]?.[0]}`);
     const signed = scope ? this.byService.get(scope[2]!) : undefined;
     if (signed) return signed;
     const host = (req.headers.host ?? "").split(".")[0];
     if (host === "iam" || host === "sts") return this.byService.get(host);
     if (isQueryRequest(req)) {
-      const version = /(?:^|&)Version=([^&]*)/.exec(new TextDecoder().decode(req.body.subarray(0, 4096)))?.[1];
+      const version = /(?:^|&)Version=([^&]*)/.exec(
+        new TextDecoder().decode(req.body.subarray(0, 4096)),
+      )?.[1];
       const v = version ?? req.query.Version?.[0];
       for (const p of this.byService.values()) if (p.protocol === "awsQuery" && p.apiVersion === v) return p;
       return this.byService.get("sts");
@@ -294,7 +303,8 @@ export class Simulator {
 
 function isQueryRequest(req: SimRequest): boolean {
   return (
-    (req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded") || req.query.Action !== undefined
+    (req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded") ||
+    req.query.Action !== undefined
   );
 }
 
@@ -302,7 +312,8 @@ function resolveProfile(profile: SimulatorOptions["profile"]): AccountOptions {
   if (profile === undefined) return PROFILES.instant!;
   if (typeof profile === "string") {
     const p = PROFILES[profile];
-    if (!p) throw new Error(`unknown simulator profile "${profile}" (use ${Object.keys(PROFILES).join(" or ")})`);
+    if (!p)
+      throw new Error(`unknown simulator profile "${profile}" (use ${Object.keys(PROFILES).join(" or ")})`);
     return p;
   }
   return profile;
@@ -320,10 +331,16 @@ function injectedError(provider: ServiceProvider, kind: "throttle" | "5xx"): Ser
 
 function internalError(provider: ServiceProvider): ServiceError {
   const family = FAMILY[provider.protocol];
-  if (family === "s3") return new ServiceError("InternalError", "We encountered an internal error. Please try again.", 500);
+  if (family === "s3")
+    return new ServiceError("InternalError", "We encountered an internal error. Please try again.", 500);
   if (family === "query") return new ServiceError("ServiceFailure", "Service failure", 500);
-  if (provider.service === "kms") return new ServiceError("KMSInternalException", "Internal service error.", 500);
-  return new ServiceError("InternalFailure", "The request processing has failed because of an unknown error.", 500);
+  if (provider.service === "kms")
+    return new ServiceError("KMSInternalException", "Internal service error.", 500);
+  return new ServiceError(
+    "InternalFailure",
+    "The request processing has failed because of an unknown error.",
+    500,
+  );
 }
 
 /** The parts of a smithy HttpRequest the handler reads. */

@@ -1,4 +1,13 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
@@ -35,7 +44,12 @@ export interface LockInfo {
   startedAt: string;
 }
 
-const lockSchema = z.object({ pid: z.number().int(), host: z.string(), command: z.string(), startedAt: z.string() });
+const lockSchema = z.object({
+  pid: z.number().int(),
+  host: z.string(),
+  command: z.string(),
+  startedAt: z.string(),
+});
 
 const accountSchema = z.object({
   formatVersion: z.number().int(),
@@ -67,7 +81,12 @@ export class DataDir {
    */
   lock(command: string): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const info: LockInfo = { pid: process.pid, host: hostname(), command, startedAt: new Date().toISOString() };
+    const info: LockInfo = {
+      pid: process.pid,
+      host: hostname(),
+      command,
+      startedAt: new Date().toISOString(),
+    };
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         const fd = openSync(this.lockPath, "wx", 0o600);
@@ -79,7 +98,8 @@ export class DataDir {
         if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       }
       const holder = this.readLock();
-      if (holder && (holder.host !== info.host || isAlive(holder.pid))) throw new DataDirLockedError(this.dir, holder);
+      if (holder && (holder.host !== info.host || isAlive(holder.pid)))
+        throw new DataDirLockedError(this.dir, holder);
       rmSync(this.lockPath, { force: true }); // stale: its process is gone
     }
     throw new DataDirLockedError(this.dir, this.readLock() ?? { ...info, pid: -1, command: "unknown" });

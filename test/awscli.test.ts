@@ -36,9 +36,16 @@ describe("the AWS CLI against kmslab sim serve", () => {
       AWS_SECRET_ACCESS_KEY: server.env.AWS_SECRET_ACCESS_KEY!,
       ...creds,
     };
-    return run(AWS, ["--endpoint-url", server.endpoint, "--output", "json", ...args], { env, cwd: work }).then(
+    return run(AWS, ["--endpoint-url", server.endpoint, "--output", "json", ...args], {
+      env,
+      cwd: work,
+    }).then(
       ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-      (err: { code: number; stdout: string; stderr: string }) => ({ code: err.code, stdout: err.stdout, stderr: err.stderr }),
+      (err: { code: number; stdout: string; stderr: string }) => ({
+        code: err.code,
+        stdout: err.stdout,
+        stderr: err.stderr,
+      }),
     );
   }
 
@@ -61,14 +68,31 @@ describe("the AWS CLI against kmslab sim serve", () => {
 
   it("creates a key user role, encrypts and decrypts as it, and loses access when removed from the key policy", async () => {
     const root = `arn:aws:iam::${accountId}:root`;
-    const trust = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: root }, Action: "sts:AssumeRole" }] };
-    const role = (await ok(["iam", "create-role", "--role-name", "kmslab-key-user", "--assume-role-policy-document", JSON.stringify(trust)]))
-      .Role as { Arn: string; AssumeRolePolicyDocument: unknown };
+    const trust = {
+      Version: "2012-10-17",
+      Statement: [{ Effect: "Allow", Principal: { AWS: root }, Action: "sts:AssumeRole" }],
+    };
+    const role = (
+      await ok([
+        "iam",
+        "create-role",
+        "--role-name",
+        "kmslab-key-user",
+        "--assume-role-policy-document",
+        JSON.stringify(trust),
+      ])
+    ).Role as { Arn: string; AssumeRolePolicyDocument: unknown };
     expect(role.Arn).toBe(`arn:aws:iam::${accountId}:role/kmslab-key-user`);
     expect(role.AssumeRolePolicyDocument).toEqual(trust); // the CLI decodes IAM's URL-encoded documents
 
     const admin = `arn:aws:iam::${accountId}:user/admin`;
-    const rootStatement = { Sid: "Enable IAM User Permissions", Effect: "Allow", Principal: { AWS: root }, Action: "kms:*", Resource: "*" };
+    const rootStatement = {
+      Sid: "Enable IAM User Permissions",
+      Effect: "Allow",
+      Principal: { AWS: root },
+      Action: "kms:*",
+      Resource: "*",
+    };
     const users = {
       Sid: "Allow use of the key",
       Effect: "Allow",
@@ -76,18 +100,28 @@ describe("the AWS CLI against kmslab sim serve", () => {
       Action: ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
       Resource: "*",
     };
-    const admins = { Sid: "Allow access for Key Administrators", Effect: "Allow", Principal: { AWS: admin }, Action: "kms:*", Resource: "*" };
+    const admins = {
+      Sid: "Allow access for Key Administrators",
+      Effect: "Allow",
+      Principal: { AWS: admin },
+      Action: "kms:*",
+      Resource: "*",
+    };
     const withUser = { Version: "2012-10-17", Statement: [rootStatement, admins, users] };
     const withoutUser = { Version: "2012-10-17", Statement: [rootStatement, admins] };
     writeFileSync(join(work, "policy.json"), JSON.stringify(withUser));
-    const key = (await ok(["kms", "create-key", "--description", "lab key", "--policy", "file://policy.json"])).KeyMetadata as {
+    const key = (
+      await ok(["kms", "create-key", "--description", "lab key", "--policy", "file://policy.json"])
+    ).KeyMetadata as {
       KeyId: string;
       Arn: string;
       KeyState: string;
     };
     expect(key.KeyState).toBe("Enabled");
 
-    const assumed = (await ok(["sts", "assume-role", "--role-arn", role.Arn, "--role-session-name", "learner"])).Credentials as {
+    const assumed = (
+      await ok(["sts", "assume-role", "--role-arn", role.Arn, "--role-session-name", "learner"])
+    ).Credentials as {
       AccessKeyId: string;
       SecretAccessKey: string;
       SessionToken: string;
@@ -97,23 +131,48 @@ describe("the AWS CLI against kmslab sim serve", () => {
       AWS_SECRET_ACCESS_KEY: assumed.SecretAccessKey,
       AWS_SESSION_TOKEN: assumed.SessionToken,
     };
-    expect((await ok(["sts", "get-caller-identity"], asRole)).Arn).toBe(`arn:aws:sts::${accountId}:assumed-role/kmslab-key-user/learner`);
+    expect((await ok(["sts", "get-caller-identity"], asRole)).Arn).toBe(
+      `arn:aws:sts::${accountId}:assumed-role/kmslab-key-user/learner`,
+    );
 
     writeFileSync(join(work, "plain.txt"), "the secret report\n");
-    const enc = await ok(["kms", "encrypt", "--key-id", key.KeyId, "--plaintext", "fileb://plain.txt"], asRole);
+    const enc = await ok(
+      ["kms", "encrypt", "--key-id", key.KeyId, "--plaintext", "fileb://plain.txt"],
+      asRole,
+    );
     expect(enc.KeyId).toBe(key.Arn);
     writeFileSync(join(work, "cipher.bin"), Buffer.from(enc.CiphertextBlob as string, "base64"));
     const dec = await ok(["kms", "decrypt", "--ciphertext-blob", "fileb://cipher.bin"], asRole);
     expect(Buffer.from(dec.Plaintext as string, "base64").toString()).toBe("the secret report\n");
 
     writeFileSync(join(work, "policy-without-user.json"), JSON.stringify(withoutUser));
-    await ok(["kms", "put-key-policy", "--key-id", key.KeyId, "--policy-name", "default", "--policy", "file://policy-without-user.json"]);
+    await ok([
+      "kms",
+      "put-key-policy",
+      "--key-id",
+      key.KeyId,
+      "--policy-name",
+      "default",
+      "--policy",
+      "file://policy-without-user.json",
+    ]);
     const denied = await aws(["kms", "decrypt", "--ciphertext-blob", "fileb://cipher.bin"], asRole);
     expect(denied.code).not.toBe(0);
     expect(denied.stderr).toContain("AccessDeniedException");
-    expect(denied.stderr).toContain(`User: arn:aws:sts::${accountId}:assumed-role/kmslab-key-user/learner is not authorized to perform: kms:Decrypt`);
+    expect(denied.stderr).toContain(
+      `User: arn:aws:sts::${accountId}:assumed-role/kmslab-key-user/learner is not authorized to perform: kms:Decrypt`,
+    );
 
-    await ok(["kms", "put-key-policy", "--key-id", key.KeyId, "--policy-name", "default", "--policy", "file://policy.json"]);
+    await ok([
+      "kms",
+      "put-key-policy",
+      "--key-id",
+      key.KeyId,
+      "--policy-name",
+      "default",
+      "--policy",
+      "file://policy.json",
+    ]);
     const back = await ok(["kms", "decrypt", "--ciphertext-blob", "fileb://cipher.bin"], asRole);
     expect(Buffer.from(back.Plaintext as string, "base64").toString()).toBe("the secret report\n");
   });
@@ -149,9 +208,25 @@ describe("the AWS CLI against kmslab sim serve", () => {
     expect(await server.stop()).toBe(0);
     server = await startServe(["--sim-data", data]);
 
-    const dec = await ok(["kms", "decrypt", "--ciphertext-blob", "fileb://before.bin", "--encryption-context", "purpose=restart"]);
-    expect(Buffer.from(dec.Plaintext as string, "base64").toString()).toBe(readFileSync(join(work, "before.txt"), "utf8"));
-    const wrongContext = await aws(["kms", "decrypt", "--ciphertext-blob", "fileb://before.bin", "--encryption-context", "purpose=other"]);
+    const dec = await ok([
+      "kms",
+      "decrypt",
+      "--ciphertext-blob",
+      "fileb://before.bin",
+      "--encryption-context",
+      "purpose=restart",
+    ]);
+    expect(Buffer.from(dec.Plaintext as string, "base64").toString()).toBe(
+      readFileSync(join(work, "before.txt"), "utf8"),
+    );
+    const wrongContext = await aws([
+      "kms",
+      "decrypt",
+      "--ciphertext-blob",
+      "fileb://before.bin",
+      "--encryption-context",
+      "purpose=other",
+    ]);
     expect(wrongContext.stderr).toContain("InvalidCiphertextException");
     expect((await ok(["iam", "get-role", "--role-name", "kmslab-key-user"])).Role).toBeTruthy();
   });

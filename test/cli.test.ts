@@ -17,13 +17,17 @@ describe("kmslab sim credentials", () => {
     expect(creds.UserArn).toBe(`arn:aws:iam::${creds.AccountId}:user/admin`);
     expect(first.stdout).toContain(`AWS_ACCESS_KEY_ID=${creds.AccessKeyId}`);
     // default data directory is .kmslab/sim under the working directory
-    expect(JSON.parse(readFileSync(join(cwd, ".kmslab/sim/account.json"), "utf8")).accountId).toBe(creds.AccountId);
+    expect(JSON.parse(readFileSync(join(cwd, ".kmslab/sim/account.json"), "utf8")).accountId).toBe(
+      creds.AccountId,
+    );
   });
 
   it("honours --sim-data and KMSLAB_SIM_DATA", async () => {
     const dir = tempDir();
     const a = await runCli(["--sim-data", join(dir, "a"), "sim", "credentials", "--format", "json"]);
-    const b = await runCli(["sim", "credentials", "--format", "json"], { env: { KMSLAB_SIM_DATA: join(dir, "a") } });
+    const b = await runCli(["sim", "credentials", "--format", "json"], {
+      env: { KMSLAB_SIM_DATA: join(dir, "a") },
+    });
     expect(JSON.parse(a.stdout).AccountId).toBe(JSON.parse(b.stdout).AccountId);
   });
 

@@ -1,4 +1,4 @@
-import { request as httpRequest, Agent } from "node:http";
+import { Agent, request as httpRequest } from "node:http";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ServeHandle, startServe, tempDir } from "./helpers/cli.js";
@@ -29,27 +29,98 @@ function rng(seed: number) {
 type Rng = ReturnType<typeof rng>;
 
 const KMS_OPS = [
-  "CreateKey", "DescribeKey", "ListKeys", "CreateAlias", "UpdateAlias", "DeleteAlias", "ListAliases", "GetKeyPolicy",
-  "PutKeyPolicy", "ListKeyPolicies", "Encrypt", "Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
-  "ScheduleKeyDeletion", "CancelKeyDeletion", "EnableKey", "DisableKey", "TagResource", "UntagResource", "ListResourceTags",
-  "CreateGrant", "RevokeGrant", "ReEncrypt", "NoSuchOperation",
+  "CreateKey",
+  "DescribeKey",
+  "ListKeys",
+  "CreateAlias",
+  "UpdateAlias",
+  "DeleteAlias",
+  "ListAliases",
+  "GetKeyPolicy",
+  "PutKeyPolicy",
+  "ListKeyPolicies",
+  "Encrypt",
+  "Decrypt",
+  "GenerateDataKey",
+  "GenerateDataKeyWithoutPlaintext",
+  "ScheduleKeyDeletion",
+  "CancelKeyDeletion",
+  "EnableKey",
+  "DisableKey",
+  "TagResource",
+  "UntagResource",
+  "ListResourceTags",
+  "CreateGrant",
+  "RevokeGrant",
+  "ReEncrypt",
+  "NoSuchOperation",
 ] as const;
 const IAM_OPS = [
-  "CreateRole", "GetRole", "DeleteRole", "ListRoles", "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "AttachRolePolicy",
-  "CreatePolicy", "GetPolicy", "CreateUser", "GetUser", "DeleteUser", "CreateAccessKey", "ListAccessKeys", "TagRole",
-  "UpdateAssumeRolePolicy", "Bogus",
+  "CreateRole",
+  "GetRole",
+  "DeleteRole",
+  "ListRoles",
+  "PutRolePolicy",
+  "GetRolePolicy",
+  "DeleteRolePolicy",
+  "AttachRolePolicy",
+  "CreatePolicy",
+  "GetPolicy",
+  "CreateUser",
+  "GetUser",
+  "DeleteUser",
+  "CreateAccessKey",
+  "ListAccessKeys",
+  "TagRole",
+  "UpdateAssumeRolePolicy",
+  "Bogus",
 ] as const;
 const STS_OPS = ["GetCallerIdentity", "AssumeRole", "GetSessionToken"] as const;
 
 const FIELDS = [
-  "KeyId", "Plaintext", "CiphertextBlob", "EncryptionContext", "AliasName", "TargetKeyId", "Policy", "PolicyName", "KeySpec",
-  "NumberOfBytes", "PendingWindowInDays", "Tags", "TagKeys", "Description", "KeyUsage", "Limit", "Marker", "GrantId",
-  "Operations", "GranteePrincipal", "BypassPolicyLockoutSafetyCheck", "DestinationKeyId",
+  "KeyId",
+  "Plaintext",
+  "CiphertextBlob",
+  "EncryptionContext",
+  "AliasName",
+  "TargetKeyId",
+  "Policy",
+  "PolicyName",
+  "KeySpec",
+  "NumberOfBytes",
+  "PendingWindowInDays",
+  "Tags",
+  "TagKeys",
+  "Description",
+  "KeyUsage",
+  "Limit",
+  "Marker",
+  "GrantId",
+  "Operations",
+  "GranteePrincipal",
+  "BypassPolicyLockoutSafetyCheck",
+  "DestinationKeyId",
 ];
 const QUERY_FIELDS = [
-  "RoleName", "AssumeRolePolicyDocument", "PolicyName", "PolicyDocument", "PolicyArn", "UserName", "Path", "MaxItems", "Marker",
-  "RoleArn", "RoleSessionName", "DurationSeconds", "Description", "MaxSessionDuration", "AccessKeyId", "Tags.member.1.Key",
-  "Tags.member.1.Value", "Tags.member.99999.Key", "PolicyArns.member.1.arn",
+  "RoleName",
+  "AssumeRolePolicyDocument",
+  "PolicyName",
+  "PolicyDocument",
+  "PolicyArn",
+  "UserName",
+  "Path",
+  "MaxItems",
+  "Marker",
+  "RoleArn",
+  "RoleSessionName",
+  "DurationSeconds",
+  "Description",
+  "MaxSessionDuration",
+  "AccessKeyId",
+  "Tags.member.1.Key",
+  "Tags.member.1.Value",
+  "Tags.member.99999.Key",
+  "PolicyArns.member.1.arn",
 ];
 
 function randomString(r: Rng): string {
@@ -63,11 +134,28 @@ function randomString(r: Rng): string {
     case 3:
       return String.fromCharCode(...Array.from({ length: 1 + r.int(40) }, () => r.int(0xffff)));
     case 4:
-      return r.pick(["arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000", "arn:", "alias/aws/s3", "../../etc/passwd", "%00", "\u0000"]);
+      return r.pick([
+        "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000",
+        "arn:",
+        "alias/aws/s3",
+        "../../etc/passwd",
+        "%00",
+        "\u0000",
+      ]);
     case 5:
       return Buffer.from(Array.from({ length: r.int(64) }, () => r.int(256))).toString("base64");
     case 6:
-      return JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: r.pick(["Allow", "Deny", "Maybe"]), Principal: r.pick(["*", { AWS: "x" }, {}]), Action: "kms:*", Resource: "*" }] });
+      return JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Effect: r.pick(["Allow", "Deny", "Maybe"]),
+            Principal: r.pick(["*", { AWS: "x" }, {}]),
+            Action: "kms:*",
+            Resource: "*",
+          },
+        ],
+      });
     default:
       return "r" + r.int(1e9).toString(36);
   }
@@ -86,7 +174,9 @@ function randomValue(r: Rng, depth = 0): unknown {
     case 4:
       return Array.from({ length: r.int(4) }, () => randomValue(r, depth + 1));
     case 5:
-      return Object.fromEntries(Array.from({ length: r.int(4) }, () => [randomString(r).slice(0, 20), randomValue(r, depth + 1)]));
+      return Object.fromEntries(
+        Array.from({ length: r.int(4) }, () => [randomString(r).slice(0, 20), randomValue(r, depth + 1)]),
+      );
     case 6:
       return 1e308 * 10; // Infinity serialises as null
     default:
@@ -137,8 +227,12 @@ function generate(r: Rng): FuzzRequest {
       method: r.int(20) === 0 ? r.pick(["GET", "PUT", "DELETE"]) : "POST",
       path: r.int(20) === 0 ? "/" + randomString(r).replace(/[^\w/.-]/g, "") : "/",
       headers: {
-        "content-type": r.int(15) === 0 ? r.pick(["text/plain", "application/xml", ""]) : "application/x-amz-json-1.1",
-        "x-amz-target": r.int(15) === 0 ? r.pick(["", "TrentService", "Nope.CreateKey", "TrentService.", "TrentService.constructor"]) : `TrentService.${op}`,
+        "content-type":
+          r.int(15) === 0 ? r.pick(["text/plain", "application/xml", ""]) : "application/x-amz-json-1.1",
+        "x-amz-target":
+          r.int(15) === 0
+            ? r.pick(["", "TrentService", "Nope.CreateKey", "TrentService.", "TrentService.constructor"])
+            : `TrentService.${op}`,
       },
       body,
       service: "kms",
@@ -149,14 +243,19 @@ function generate(r: Rng): FuzzRequest {
   const params: string[] = [`Action=${op}`, `Version=${sts ? "2011-06-15" : "2010-05-08"}`];
   for (let i = r.int(5); i > 0; i--) {
     const v = randomValue(r);
-    params.push(`${r.pick(QUERY_FIELDS)}=${encodeURIComponent((typeof v === "string" ? v : (JSON.stringify(v) ?? "")).replace(/[\uD800-\uDFFF]/g, "?"))}`);
+    params.push(
+      `${r.pick(QUERY_FIELDS)}=${encodeURIComponent((typeof v === "string" ? v : (JSON.stringify(v) ?? "")).replace(/[\uD800-\uDFFF]/g, "?"))}`,
+    );
   }
   let body = params.join("&");
   if (r.int(8) === 0) body = mutateBytes(r, body);
   return {
     method: "POST",
     path: "/",
-    headers: { "content-type": r.int(20) === 0 ? "application/json" : "application/x-www-form-urlencoded; charset=utf-8" },
+    headers: {
+      "content-type":
+        r.int(20) === 0 ? "application/json" : "application/x-www-form-urlencoded; charset=utf-8",
+    },
     body,
     service: sts ? "sts" : "iam",
   };
@@ -172,7 +271,10 @@ describe("fuzzing kmslab sim serve", () => {
   });
 
   it(`answers ${TOTAL} random and mutated requests with well-formed errors, no 5xx, and keeps answering`, async () => {
-    const creds = { accessKeyId: server.env.AWS_ACCESS_KEY_ID!, secretAccessKey: server.env.AWS_SECRET_ACCESS_KEY! };
+    const creds = {
+      accessKeyId: server.env.AWS_ACCESS_KEY_ID!,
+      secretAccessKey: server.env.AWS_SECRET_ACCESS_KEY!,
+    };
     const url = new URL(server.endpoint);
     const agent = new Agent({ keepAlive: true, maxSockets: 8 });
     const r = rng(SEED);
@@ -202,7 +304,8 @@ describe("fuzzing kmslab sim serve", () => {
           body,
         });
         Object.assign(headers, signed.headers);
-        if (auth === 3) headers.authorization = headers.authorization!.replace(/Signature=[0-9a-f]{4}/, "Signature=0000");
+        if (auth === 3)
+          headers.authorization = headers.authorization!.replace(/Signature=[0-9a-f]{4}/, "Signature=0000");
       } else if (auth === 1) {
         headers.authorization = junk;
       }
@@ -213,7 +316,11 @@ describe("fuzzing kmslab sim serve", () => {
             const chunks: Buffer[] = [];
             resp.on("data", (c) => chunks.push(c));
             resp.on("end", () =>
-              done({ status: resp.statusCode ?? 0, type: String(resp.headers["content-type"] ?? ""), text: Buffer.concat(chunks).toString() }),
+              done({
+                status: resp.statusCode ?? 0,
+                type: String(resp.headers["content-type"] ?? ""),
+                text: Buffer.concat(chunks).toString(),
+              }),
             );
           },
         );
@@ -234,7 +341,8 @@ describe("fuzzing kmslab sim serve", () => {
       } else if (res.type.includes("xml")) {
         if (!res.text.startsWith("<?xml") || (res.status >= 400 && !/<Code>[^<]+<\/Code>/.test(res.text)))
           failures.push(`bad XML: ${summary}`);
-      } else if (res.status !== 413 && res.status !== 400) failures.push(`unexpected content type ${res.type}: ${summary}`);
+      } else if (res.status !== 413 && res.status !== 400)
+        failures.push(`unexpected content type ${res.type}: ${summary}`);
     };
 
     const concurrency = 8;
@@ -246,7 +354,11 @@ describe("fuzzing kmslab sim serve", () => {
     );
 
     // Broken HTTP on a raw socket, and a body announced too large.
-    for (const raw of ["GARBAGE\r\n\r\n", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n", "\u0000\u0001\u0002"]) {
+    for (const raw of [
+      "GARBAGE\r\n\r\n",
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n",
+      "\u0000\u0001\u0002",
+    ]) {
       const reply = await new Promise<string>((done) => {
         const socket = connect(Number(url.port), url.hostname, () => socket.write(raw));
         let text = "";

@@ -27,7 +27,16 @@ const jsonProvider: ServiceProvider = {
 };
 
 function request(over: Partial<SimRequest>): SimRequest {
-  return { method: "POST", rawPath: "/", query: {}, headers: {}, body: new Uint8Array(), scheme: "https", sourceIp: "127.0.0.1", ...over };
+  return {
+    method: "POST",
+    rawPath: "/",
+    query: {},
+    headers: {},
+    body: new Uint8Array(),
+    scheme: "https",
+    sourceIp: "127.0.0.1",
+    ...over,
+  };
 }
 
 function codeOf(fn: () => unknown): string {
@@ -60,27 +69,48 @@ describe("awsQuery", () => {
   });
 
   it("ignores prototype-polluting names", () => {
-    const out = nest(new Map([["__proto__.polluted", "yes"], ["a.constructor.x", "1"]]));
+    const out = nest(
+      new Map([
+        ["__proto__.polluted", "yes"],
+        ["a.constructor.x", "1"],
+      ]),
+    );
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(out).toEqual({});
   });
 
   it("rejects malformed escapes, a missing or unknown Action and a wrong Version", () => {
     const form = { "content-type": "application/x-www-form-urlencoded" };
-    expect(codeOf(() => queryCodec.decode(request({ headers: form, body: enc.encode("Action=%zz") }), queryProvider))).toBe(
-      "MalformedQueryString",
-    );
-    expect(codeOf(() => queryCodec.decode(request({ headers: form, body: enc.encode("Version=2010-05-08") }), queryProvider))).toBe(
-      "MissingAction",
-    );
-    expect(codeOf(() => queryCodec.decode(request({ headers: form, body: enc.encode("Action=Nope") }), queryProvider))).toBe(
-      "InvalidAction",
-    );
     expect(
-      codeOf(() => queryCodec.decode(request({ headers: form, body: enc.encode("Action=CreateRole&Version=2011-06-15") }), queryProvider)),
+      codeOf(() =>
+        queryCodec.decode(request({ headers: form, body: enc.encode("Action=%zz") }), queryProvider),
+      ),
+    ).toBe("MalformedQueryString");
+    expect(
+      codeOf(() =>
+        queryCodec.decode(request({ headers: form, body: enc.encode("Version=2010-05-08") }), queryProvider),
+      ),
+    ).toBe("MissingAction");
+    expect(
+      codeOf(() =>
+        queryCodec.decode(request({ headers: form, body: enc.encode("Action=Nope") }), queryProvider),
+      ),
     ).toBe("InvalidAction");
     expect(
-      codeOf(() => queryCodec.decode(request({ headers: { "content-type": "text/plain" }, body: enc.encode("Action=CreateRole") }), queryProvider)),
+      codeOf(() =>
+        queryCodec.decode(
+          request({ headers: form, body: enc.encode("Action=CreateRole&Version=2011-06-15") }),
+          queryProvider,
+        ),
+      ),
+    ).toBe("InvalidAction");
+    expect(
+      codeOf(() =>
+        queryCodec.decode(
+          request({ headers: { "content-type": "text/plain" }, body: enc.encode("Action=CreateRole") }),
+          queryProvider,
+        ),
+      ),
     ).toBe("InvalidParameterValue");
   });
 
@@ -88,15 +118,27 @@ describe("awsQuery", () => {
     const res = queryCodec.encode(
       queryProvider,
       "CreateRole",
-      { Role: { RoleName: "a<b", CreateDate: new Date("2026-11-28T12:00:00Z"), Tags: [{ Key: "k", Value: "v" }] } },
+      {
+        Role: {
+          RoleName: "a<b",
+          CreateDate: new Date("2026-11-28T12:00:00Z"),
+          Tags: [{ Key: "k", Value: "v" }],
+        },
+      },
       "req-1",
     );
     const xml = dec.decode(res.body as Uint8Array);
-    expect(xml).toContain('<CreateRoleResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><CreateRoleResult><Role>');
+    expect(xml).toContain(
+      '<CreateRoleResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><CreateRoleResult><Role>',
+    );
     expect(xml).toContain("<RoleName>a&lt;b</RoleName><CreateDate>2026-11-28T12:00:00.000Z</CreateDate>");
     expect(xml).toContain("<Tags><member><Key>k</Key><Value>v</Value></member></Tags>");
     expect(xml).toContain("<ResponseMetadata><RequestId>req-1</RequestId></ResponseMetadata>");
-    const err = queryCodec.encodeError(queryProvider, new ServiceError("NoSuchEntity", "The role with name x cannot be found.", 404), "r2");
+    const err = queryCodec.encodeError(
+      queryProvider,
+      new ServiceError("NoSuchEntity", "The role with name x cannot be found.", 404),
+      "r2",
+    );
     expect(err.status).toBe(404);
     expect(dec.decode(err.body as Uint8Array)).toContain(
       "<Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The role with name x cannot be found.</Message></Error><RequestId>r2</RequestId>",
@@ -113,23 +155,51 @@ describe("awsJson", () => {
       operation: "Encrypt",
       input: { KeyId: "k" },
     });
-    expect(codeOf(() => codec.decode(request({ headers, body: enc.encode("{nope") }), jsonProvider))).toBe("SerializationException");
-    expect(codeOf(() => codec.decode(request({ headers, body: enc.encode("[1]") }), jsonProvider))).toBe("SerializationException");
-    expect(codeOf(() => codec.decode(request({ headers, body: enc.encode("null") }), jsonProvider))).toBe("SerializationException");
-    expect(
-      codeOf(() => codec.decode(request({ headers: { ...headers, "x-amz-target": "TrentService.toString" } }), jsonProvider)),
-    ).toBe("UnknownOperationException");
-    expect(codeOf(() => codec.decode(request({ headers: { ...headers, "content-type": "text/html" } }), jsonProvider))).toBe(
+    expect(codeOf(() => codec.decode(request({ headers, body: enc.encode("{nope") }), jsonProvider))).toBe(
       "SerializationException",
     );
+    expect(codeOf(() => codec.decode(request({ headers, body: enc.encode("[1]") }), jsonProvider))).toBe(
+      "SerializationException",
+    );
+    expect(codeOf(() => codec.decode(request({ headers, body: enc.encode("null") }), jsonProvider))).toBe(
+      "SerializationException",
+    );
+    expect(
+      codeOf(() =>
+        codec.decode(
+          request({ headers: { ...headers, "x-amz-target": "TrentService.toString" } }),
+          jsonProvider,
+        ),
+      ),
+    ).toBe("UnknownOperationException");
+    expect(
+      codeOf(() =>
+        codec.decode(request({ headers: { ...headers, "content-type": "text/html" } }), jsonProvider),
+      ),
+    ).toBe("SerializationException");
   });
 
   it("encodes blobs as base64 and dates as epoch seconds; errors carry __type and x-amzn-ErrorType", () => {
-    const res = codec.encode(jsonProvider, "Encrypt", { CiphertextBlob: Buffer.from("hi"), CreationDate: new Date(1500) }, "id");
-    expect(JSON.parse(dec.decode(res.body as Uint8Array))).toEqual({ CiphertextBlob: "aGk=", CreationDate: 1.5 });
-    const err = codec.encodeError(jsonProvider, new ServiceError("NotFoundException", "Key 'x' does not exist"), "id");
+    const res = codec.encode(
+      jsonProvider,
+      "Encrypt",
+      { CiphertextBlob: Buffer.from("hi"), CreationDate: new Date(1500) },
+      "id",
+    );
+    expect(JSON.parse(dec.decode(res.body as Uint8Array))).toEqual({
+      CiphertextBlob: "aGk=",
+      CreationDate: 1.5,
+    });
+    const err = codec.encodeError(
+      jsonProvider,
+      new ServiceError("NotFoundException", "Key 'x' does not exist"),
+      "id",
+    );
     expect(err.headers["x-amzn-errortype"]).toBe("NotFoundException");
-    expect(JSON.parse(dec.decode(err.body as Uint8Array))).toEqual({ __type: "NotFoundException", message: "Key 'x' does not exist" });
+    expect(JSON.parse(dec.decode(err.body as Uint8Array))).toEqual({
+      __type: "NotFoundException",
+      message: "Key 'x' does not exist",
+    });
   });
 });
 

@@ -1,5 +1,11 @@
 import { GetRoleCommand, IAMClient, ListRolesCommand } from "@aws-sdk/client-iam";
-import { CreateKeyCommand, DecryptCommand, EncryptCommand, KMSClient, ListKeysCommand } from "@aws-sdk/client-kms";
+import {
+  CreateKeyCommand,
+  DecryptCommand,
+  EncryptCommand,
+  KMSClient,
+  ListKeysCommand,
+} from "@aws-sdk/client-kms";
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FaultInjector } from "../sim/faults.js";
@@ -11,7 +17,9 @@ import { tempDir } from "./helpers/cli.js";
 describe.each(["in process", "over HTTP"] as const)("the simulator %s", (mode) => {
   const sim = Simulator.inMemory();
   let server: RunningServer | undefined;
-  let config: ReturnType<Simulator["clientConfig"]> | { region: string; credentials: ReturnType<Simulator["credentials"]>; endpoint: string };
+  let config:
+    | ReturnType<Simulator["clientConfig"]>
+    | { region: string; credentials: ReturnType<Simulator["credentials"]>; endpoint: string };
 
   beforeAll(async () => {
     if (mode === "in process") config = sim.clientConfig();
@@ -31,7 +39,9 @@ describe.each(["in process", "over HTTP"] as const)("the simulator %s", (mode) =
     expect(id.$metadata.requestId).toMatch(/^[0-9a-f-]{36}$/);
     const kms = new KMSClient(config);
     const key = await kms.send(new CreateKeyCommand({}));
-    const enc = await kms.send(new EncryptCommand({ KeyId: key.KeyMetadata!.KeyId!, Plaintext: Buffer.from("x") }));
+    const enc = await kms.send(
+      new EncryptCommand({ KeyId: key.KeyMetadata!.KeyId!, Plaintext: Buffer.from("x") }),
+    );
     const dec = await kms.send(new DecryptCommand({ CiphertextBlob: enc.CiphertextBlob! }));
     expect(Buffer.from(dec.Plaintext!).toString()).toBe("x");
     expect((await new IAMClient(config).send(new ListRolesCommand({}))).Roles).toBeDefined();
@@ -46,11 +56,15 @@ describe.each(["in process", "over HTTP"] as const)("the simulator %s", (mode) =
 
   it("rejects wrong credentials as AWS does", async () => {
     const bad = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "x".repeat(40) };
-    const kmsErr = await new KMSClient({ ...config, credentials: bad }).send(new ListKeysCommand({})).catch((e) => e);
+    const kmsErr = await new KMSClient({ ...config, credentials: bad })
+      .send(new ListKeysCommand({}))
+      .catch((e) => e);
     expect(kmsErr.name).toBe("UnrecognizedClientException");
     expect(kmsErr.$metadata.httpStatusCode).toBe(400);
     const wrongSecret = { accessKeyId: sim.credentials().accessKeyId, secretAccessKey: "y".repeat(40) };
-    const stsErr = await new STSClient({ ...config, credentials: wrongSecret }).send(new GetCallerIdentityCommand({})).catch((e) => e);
+    const stsErr = await new STSClient({ ...config, credentials: wrongSecret })
+      .send(new GetCallerIdentityCommand({}))
+      .catch((e) => e);
     expect(stsErr.name).toBe("SignatureDoesNotMatch");
     expect(stsErr.$metadata.httpStatusCode).toBe(403);
   });
@@ -63,7 +77,9 @@ describe("fault injection through the SDK", () => {
     const throttled = await once.send(new ListKeysCommand({})).catch((e) => e);
     expect(throttled.name).toBe("ThrottlingException");
     expect(throttled.message).toBe("Rate exceeded");
-    const failed = await new STSClient(sim.clientConfig({ maxAttempts: 2 })).send(new GetCallerIdentityCommand({})).catch((e) => e);
+    const failed = await new STSClient(sim.clientConfig({ maxAttempts: 2 }))
+      .send(new GetCallerIdentityCommand({}))
+      .catch((e) => e);
     expect(failed.$metadata.httpStatusCode).toBe(500);
     expect(failed.$metadata.attempts).toBe(2); // retried once, as the SDK retries 5xx
     sim.faults.clear();
@@ -88,7 +104,9 @@ describe("a persistent account", () => {
     const key = await kms.send(new CreateKeyCommand({ Description: "kept" }));
     await kms.send(new ListKeysCommand({}));
     expect(first.stats.mutatingCalls - before).toBe(1);
-    const enc = await kms.send(new EncryptCommand({ KeyId: key.KeyMetadata!.KeyId!, Plaintext: Buffer.from("persist") }));
+    const enc = await kms.send(
+      new EncryptCommand({ KeyId: key.KeyMetadata!.KeyId!, Plaintext: Buffer.from("persist") }),
+    );
     const creds = first.credentials();
     first.close();
 
@@ -96,7 +114,9 @@ describe("a persistent account", () => {
     try {
       expect(second.account.accountId).toBe(first.account.accountId);
       expect(second.credentials()).toEqual(creds);
-      const dec = await new KMSClient(second.clientConfig()).send(new DecryptCommand({ CiphertextBlob: enc.CiphertextBlob! }));
+      const dec = await new KMSClient(second.clientConfig()).send(
+        new DecryptCommand({ CiphertextBlob: enc.CiphertextBlob! }),
+      );
       expect(Buffer.from(dec.Plaintext!).toString()).toBe("persist");
     } finally {
       second.close();

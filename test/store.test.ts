@@ -61,7 +61,15 @@ describe("simulator data directory", () => {
     const dd = new DataDir(dir);
     dd.lock("x");
     dd.unlock();
-    writeFileSync(dd.lockPath, JSON.stringify({ pid: deadPid, host: (await import("node:os")).hostname(), command: "dead", startedAt: "then" }));
+    writeFileSync(
+      dd.lockPath,
+      JSON.stringify({
+        pid: deadPid,
+        host: (await import("node:os")).hostname(),
+        command: "dead",
+        startedAt: "then",
+      }),
+    );
     dd.lock("alive");
     held.push(dd);
     expect(dd.readLock()?.pid).toBe(process.pid);

@@ -8,7 +8,14 @@ import { ServiceError, type Violation, validationMessage } from "./errors.js";
  * Member names in messages are the lowerCamel form AWS prints (`Plaintext` -> `plaintext`).
  */
 export type Field =
-  | { kind: "string"; required?: boolean; min?: number; max?: number; pattern?: RegExp; enum?: readonly string[] }
+  | {
+      kind: "string";
+      required?: boolean;
+      min?: number;
+      max?: number;
+      pattern?: RegExp;
+      enum?: readonly string[];
+    }
   | { kind: "blob"; required?: boolean; min?: number; max?: number }
   | { kind: "integer"; required?: boolean; min?: number; max?: number }
   | { kind: "boolean"; required?: boolean }
@@ -19,9 +26,18 @@ export type Field =
 
 export type Shape = Record<string, Field>;
 
-export const str = (o: Omit<Extract<Field, { kind: "string" }>, "kind"> = {}): Field => ({ kind: "string", ...o });
-export const blob = (o: Omit<Extract<Field, { kind: "blob" }>, "kind"> = {}): Field => ({ kind: "blob", ...o });
-export const int = (o: Omit<Extract<Field, { kind: "integer" }>, "kind"> = {}): Field => ({ kind: "integer", ...o });
+export const str = (o: Omit<Extract<Field, { kind: "string" }>, "kind"> = {}): Field => ({
+  kind: "string",
+  ...o,
+});
+export const blob = (o: Omit<Extract<Field, { kind: "blob" }>, "kind"> = {}): Field => ({
+  kind: "blob",
+  ...o,
+});
+export const int = (o: Omit<Extract<Field, { kind: "integer" }>, "kind"> = {}): Field => ({
+  kind: "integer",
+  ...o,
+});
 export const bool = (o: { required?: boolean } = {}): Field => ({ kind: "boolean", ...o });
 export const timestamp = (o: { required?: boolean } = {}): Field => ({ kind: "timestamp", ...o });
 export const list = (item: Field, o: { required?: boolean; min?: number; max?: number } = {}): Field => ({
@@ -34,7 +50,11 @@ export const map = (value: Field, o: { required?: boolean; max?: number } = {}):
   value,
   ...o,
 });
-export const struct = (shape: Shape, o: { required?: boolean } = {}): Field => ({ kind: "structure", shape, ...o });
+export const struct = (shape: Shape, o: { required?: boolean } = {}): Field => ({
+  kind: "structure",
+  shape,
+  ...o,
+});
 
 /**
  * AWS's model patterns constrain the whole value (`[\w+=,.@-]+` rejects "bad name!"), while a
@@ -85,7 +105,8 @@ function coerce(field: Field, value: unknown): unknown {
       return value;
     case "timestamp":
       if (typeof value === "number") return new Date(value * 1000);
-      if (typeof value === "string") return new Date(/^\d+(\.\d+)?$/.test(value) ? Number(value) * 1000 : value);
+      if (typeof value === "string")
+        return new Date(/^\d+(\.\d+)?$/.test(value) ? Number(value) * 1000 : value);
       return value;
     default:
       return value;
@@ -111,7 +132,8 @@ function check(field: Field, raw: unknown, path: string, out: Violation[]): unkn
         bad(`Member must have length less than or equal to ${field.max}`);
       if (field.pattern && !wholeMatch(field.pattern).test(value))
         bad(`Member must satisfy regular expression pattern: ${field.pattern.source}`);
-      if (field.enum && !field.enum.includes(value)) bad(`Member must satisfy enum value set: [${field.enum.join(", ")}]`);
+      if (field.enum && !field.enum.includes(value))
+        bad(`Member must satisfy enum value set: [${field.enum.join(", ")}]`);
       return value;
     }
     case "blob": {
@@ -124,8 +146,10 @@ function check(field: Field, raw: unknown, path: string, out: Violation[]): unkn
     }
     case "integer": {
       if (typeof value !== "number" || !Number.isInteger(value)) return bad("Member must be an integer");
-      if (field.min !== undefined && value < field.min) bad(`Member must have value greater than or equal to ${field.min}`);
-      if (field.max !== undefined && value > field.max) bad(`Member must have value less than or equal to ${field.max}`);
+      if (field.min !== undefined && value < field.min)
+        bad(`Member must have value greater than or equal to ${field.min}`);
+      if (field.max !== undefined && value > field.max)
+        bad(`Member must have value less than or equal to ${field.max}`);
       return value;
     }
     case "boolean":
@@ -162,7 +186,6 @@ function check(field: Field, raw: unknown, path: string, out: Violation[]): unkn
       if (typeof value !== "object" || Array.isArray(value) || value instanceof Uint8Array)
         return bad("Member must be a structure");
       return collect(field.shape, value as Record<string, unknown>, path + ".", out);
-      return value;
     }
   }
 }

@@ -3,7 +3,13 @@
  * arrays become `<member>` lists (awsQuery's default, non-flattened form), Dates ISO-8601, blobs
  * base64; `undefined` and `null` members are left out, as AWS leaves out absent members.
  */
-const ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" };
+const ESCAPES: Record<string, string> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&apos;",
+};
 
 export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!).replace(/\r/g, "&#13;");
@@ -15,7 +21,8 @@ export function renderXmlValue(value: unknown, listItemName = "member"): string 
   if (value instanceof Uint8Array) return Buffer.from(value).toString("base64");
   if (Array.isArray(value)) {
     let out = "";
-    for (const item of value) out += `<${listItemName}>${renderXmlValue(item, listItemName)}</${listItemName}>`;
+    for (const item of value)
+      out += `<${listItemName}>${renderXmlValue(item, listItemName)}</${listItemName}>`;
     return out;
   }
   if (typeof value === "object") {

@@ -20,17 +20,25 @@ export function jsonCodec(version: "1.0" | "1.1"): Codec {
       if (!Object.hasOwn(provider.operations, operation))
         throw new ServiceError("UnknownOperationException", "", 400);
       const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-      if (type !== contentType && type !== "application/json" && !(type.startsWith("application/x-amz-json-")))
+      if (type !== contentType && type !== "application/json" && !type.startsWith("application/x-amz-json-"))
         throw new ServiceError("SerializationException", `Unsupported content type: ${type || "none"}`, 400);
       if (req.body.length === 0) return { operation, input: {} };
       let input: unknown;
       try {
         input = JSON.parse(fromUtf8.decode(req.body));
       } catch {
-        throw new ServiceError("SerializationException", "Start of structure or map found where not expected.", 400);
+        throw new ServiceError(
+          "SerializationException",
+          "Start of structure or map found where not expected.",
+          400,
+        );
       }
       if (input === null || typeof input !== "object" || Array.isArray(input))
-        throw new ServiceError("SerializationException", "Start of structure or map found where not expected.", 400);
+        throw new ServiceError(
+          "SerializationException",
+          "Start of structure or map found where not expected.",
+          400,
+        );
       return { operation, input: input as Record<string, unknown> };
     },
 
@@ -46,7 +54,11 @@ export function jsonCodec(version: "1.0" | "1.1"): Codec {
     encodeError(_provider, error, requestId): SimResponse {
       return {
         status: error.status,
-        headers: { "content-type": contentType, "x-amzn-requestid": requestId, "x-amzn-errortype": error.code },
+        headers: {
+          "content-type": contentType,
+          "x-amzn-requestid": requestId,
+          "x-amzn-errortype": error.code,
+        },
         body: utf8.encode(JSON.stringify({ __type: error.code, message: error.message })),
       };
     },
@@ -56,7 +68,8 @@ export function jsonCodec(version: "1.0" | "1.1"): Codec {
 /** Buffers become base64 and Dates epoch seconds, as the JSON protocols carry them. */
 function jsonReplacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
   const raw = this[key];
-  if (raw instanceof Uint8Array) return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("base64");
+  if (raw instanceof Uint8Array)
+    return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("base64");
   if (raw instanceof Date) return raw.getTime() / 1000;
   return value;
 }

@@ -15,10 +15,18 @@ export const queryCodec: Codec = {
     const operation = params.get("Action") ?? "";
     if (!operation) throw new ServiceError("MissingAction", "Missing Action", 400);
     if (!Object.hasOwn(provider.operations, operation))
-      throw new ServiceError("InvalidAction", `Could not find operation ${operation} for version ${params.get("Version") ?? "NO_VERSION_SPECIFIED"}`, 400);
+      throw new ServiceError(
+        "InvalidAction",
+        `Could not find operation ${operation} for version ${params.get("Version") ?? "NO_VERSION_SPECIFIED"}`,
+        400,
+      );
     const version = params.get("Version");
     if (version !== undefined && version !== provider.apiVersion)
-      throw new ServiceError("InvalidAction", `Could not find operation ${operation} for version ${version}`, 400);
+      throw new ServiceError(
+        "InvalidAction",
+        `Could not find operation ${operation} for version ${version}`,
+        400,
+      );
     params.delete("Action");
     params.delete("Version");
     return { operation, input: nest(params) };
@@ -26,11 +34,16 @@ export const queryCodec: Codec = {
 
   encode(provider, operation, output, requestId): SimResponse {
     const ns = provider.xmlNamespace ?? "";
-    const result = output === undefined ? "" : `<${operation}Result>${renderXmlValue(output)}</${operation}Result>`;
+    const result =
+      output === undefined ? "" : `<${operation}Result>${renderXmlValue(output)}</${operation}Result>`;
     const xml =
       `${XML_DECLARATION}<${operation}Response xmlns="${ns}">${result}` +
       `<ResponseMetadata><RequestId>${requestId}</RequestId></ResponseMetadata></${operation}Response>`;
-    return { status: 200, headers: { "content-type": "text/xml", "x-amzn-requestid": requestId }, body: utf8.encode(xml) };
+    return {
+      status: 200,
+      headers: { "content-type": "text/xml", "x-amzn-requestid": requestId },
+      body: utf8.encode(xml),
+    };
   },
 
   encodeError(provider, error, requestId): SimResponse {
@@ -71,7 +84,11 @@ export function parseForm(text: string): [string, string][] {
     try {
       out.push([decodeURIComponent(k.replace(/\+/g, " ")), decodeURIComponent(v.replace(/\+/g, " "))]);
     } catch {
-      throw new ServiceError("MalformedQueryString", `Malformed percent-encoding in parameter: ${k.slice(0, 64)}`, 400);
+      throw new ServiceError(
+        "MalformedQueryString",
+        `Malformed percent-encoding in parameter: ${k.slice(0, 64)}`,
+        400,
+      );
     }
   }
   return out;
@@ -86,8 +103,11 @@ const FORBIDDEN = new Set(["__proto__", "constructor", "prototype"]);
  */
 export function nest(params: Map<string, string>): Record<string, unknown> {
   const root: Record<string, unknown> = {};
-  const entryMaps: { target: Record<string, unknown>; name: string; entries: Record<string, Record<string, string>> }[] =
-    [];
+  const entryMaps: {
+    target: Record<string, unknown>;
+    name: string;
+    entries: Record<string, Record<string, string>>;
+  }[] = [];
   for (const [key, value] of params) {
     const parts = key.split(".");
     if (parts.some((p) => FORBIDDEN.has(p) || p === "")) continue;
@@ -106,7 +126,8 @@ export function nest(params: Map<string, string>): Record<string, unknown> {
             rec = { target: node, name: seg, entries: {} };
             entryMaps.push(rec);
           }
-          const entry = (rec.entries[idx] ??= {});
+          const entry = rec.entries[idx] ?? {};
+          rec.entries[idx] = entry;
           entry[field] = value;
           break;
         }
@@ -130,7 +151,10 @@ export function nest(params: Map<string, string>): Record<string, unknown> {
         node[seg] = value;
       } else {
         const child = node[seg];
-        const obj = child && typeof child === "object" && !Array.isArray(child) ? (child as Record<string, unknown>) : {};
+        const obj =
+          child && typeof child === "object" && !Array.isArray(child)
+            ? (child as Record<string, unknown>)
+            : {};
         node[seg] = obj;
         node = obj;
       }

@@ -17,7 +17,10 @@ export interface CliResult {
 }
 
 /** Runs `kmslab ...args` to completion. */
-export function runCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<CliResult> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: options.cwd,
@@ -43,7 +46,10 @@ export interface ServeHandle {
 }
 
 /** Starts `kmslab sim serve --port 0` and waits for the environment it prints. */
-export function startServe(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<ServeHandle> {
+export function startServe(
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<ServeHandle> {
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, [BIN, "sim", "serve", "--port", "0", ...args], {
       cwd: options.cwd,

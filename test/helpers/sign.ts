@@ -4,7 +4,11 @@ import { SignatureV4 } from "@smithy/signature-v4";
 type SourceData = string | ArrayBuffer | ArrayBufferView;
 
 const bytes = (d: SourceData): string | Uint8Array =>
-  typeof d === "string" ? d : ArrayBuffer.isView(d) ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength) : new Uint8Array(d);
+  typeof d === "string"
+    ? d
+    : ArrayBuffer.isView(d)
+      ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength)
+      : new Uint8Array(d);
 
 /** A node:crypto hash in the shape @smithy/signature-v4 expects (HMAC when given a secret). */
 export class NodeSha256 {
@@ -20,6 +24,16 @@ export class NodeSha256 {
   }
 }
 
-export function signer(service: string, creds: { accessKeyId: string; secretAccessKey: string; sessionToken?: string }, region = "us-east-1") {
-  return new SignatureV4({ service, region, credentials: creds, sha256: NodeSha256, uriEscapePath: service !== "s3" });
+export function signer(
+  service: string,
+  creds: { accessKeyId: string; secretAccessKey: string; sessionToken?: string },
+  region = "us-east-1",
+) {
+  return new SignatureV4({
+    service,
+    region,
+    credentials: creds,
+    sha256: NodeSha256,
+    uriEscapePath: service !== "s3",
+  });
 }

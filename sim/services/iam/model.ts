@@ -122,36 +122,33 @@ export const userName = (required = true) => str({ required, min: 1, max: 64 });
 export const existingUserName = (required = true) => str({ required, min: 1, max: 128 });
 export const policyName = () => str({ required: true, min: 1, max: 128 });
 export const path = () => str({ min: 1, max: 512 });
-export const pathPrefix = () =>
-  str({ min: 1, max: 512, pattern: new RegExp(String.raw`\u002F[\u0021-\u007F]*`, "u") });
+export const pathPrefix = () => str({ min: 1, max: 512, pattern: /\u002F[\u0021-\u007F]*/u });
 export const policyDocument = () =>
   str({
     required: true,
     min: 1,
     max: 131072,
-    pattern: new RegExp(String.raw`[\u0009\u000A\u000D\u0020-\u00FF]+`, "u"),
+    pattern: /[\u0009\u000A\u000D\u0020-\u00FF]+/u,
   });
 export const arn = (required = true) => str({ required, min: 20, max: 2048 });
-export const marker = () =>
-  str({ min: 1, max: 320, pattern: new RegExp(String.raw`[\u0020-\u00FF]+`, "u") });
+export const marker = () => str({ min: 1, max: 320, pattern: /[\u0020-\u00FF]+/u });
 export const maxItems = (): Field => ({ kind: "integer", min: 1, max: 1000 });
 export const description = () =>
-  str({ max: 1000, pattern: new RegExp(String.raw`[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*`, "u") });
-export const accessKeyId = (required = true) =>
-  str({ required, min: 16, max: 128, pattern: new RegExp(String.raw`[\w]+`, "u") });
+  str({ max: 1000, pattern: /[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]*/u });
+export const accessKeyId = (required = true) => str({ required, min: 16, max: 128, pattern: /[\w]+/u });
 const tagKey = () =>
   str({
     required: true,
     min: 1,
     max: 128,
-    pattern: new RegExp(String.raw`[\p{L}\p{Z}\p{N}_.:/=+\-@]+`, "u"),
+    pattern: /[\p{L}\p{Z}\p{N}_.:/=+\-@]+/u,
   });
 const tagValue = () =>
   str({
     required: true,
     min: 0,
     max: 256,
-    pattern: new RegExp(String.raw`[\p{L}\p{Z}\p{N}_.:/=+\-@]*`, "u"),
+    pattern: /[\p{L}\p{Z}\p{N}_.:/=+\-@]*/u,
   });
 export const tags = (required = false) =>
   list(struct({ Key: tagKey(), Value: tagValue() }), { required, max: 50 });

@@ -467,7 +467,7 @@ export class IamService implements ServiceProvider {
       input,
       {
         PolicyName: policyName(),
-        Path: str({ min: 1, max: 512, pattern: new RegExp(String.raw`((/[A-Za-z0-9\.,\+@=_-]+)*)/`, "u") }),
+        Path: str({ min: 1, max: 512, pattern: /((\/[A-Za-z0-9.,+@=_-]+)*)\//u }),
         PolicyDocument: policyDocument(),
         Description: description(),
         Tags: tags(),
@@ -523,7 +523,7 @@ export class IamService implements ServiceProvider {
         PolicyArn: arn(),
         VersionId: str({
           required: true,
-          pattern: new RegExp(String.raw`v[1-9][0-9]*(\.[A-Za-z0-9-]*)?`, "u"),
+          pattern: /v[1-9][0-9]*(\.[A-Za-z0-9-]*)?/u,
         }),
       },
       "ValidationError",

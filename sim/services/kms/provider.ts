@@ -57,7 +57,6 @@ const tagList = (required = false) =>
     },
   );
 // Printable Latin-1 plus tab, LF and CR: the model's pattern for key policies.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: tab, LF and CR are exactly what the model allows
 const POLICY_CHARS = /[\u0009\u000A\u000D\u0020-\u00FF]+/;
 const policyField = (required: boolean) => str({ required, min: 1, max: 131072, pattern: POLICY_CHARS });
 const aliasNameField = str({ required: true, min: 1, max: 256, pattern: /^[a-zA-Z0-9:/_-]+$/ });
