@@ -11,7 +11,10 @@ export function buildProgram(): Command {
   const program = new Command("kmslab")
     .description("Run, check and clean up the hands-on AWS KMS security lab")
     .version("0.1.0")
-    .option("--sim-data <dir>", "data directory of the simulated account (env KMSLAB_SIM_DATA; default .kmslab/sim)")
+    .option(
+      "--sim-data <dir>",
+      "data directory of the simulated account (env KMSLAB_SIM_DATA; default .kmslab/sim)",
+    )
     .showHelpAfterError("(run kmslab --help for usage)")
     .exitOverride();
   registerSim(program, () => program.opts<{ simData?: string }>());

@@ -17,7 +17,8 @@ export function simDataDir(flag: string | undefined): string {
 
 function parsePort(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n > 65535) throw new CliError(`--port must be a number from 0 to 65535, not "${value}"`);
+  if (!/^\d+$/.test(value) || n > 65535)
+    throw new CliError(`--port must be a number from 0 to 65535, not "${value}"`);
   return n;
 }
 
@@ -51,59 +52,77 @@ export function registerSim(program: Command, globals: () => { simData?: string 
     .description("serve the simulated account over HTTP, for the AWS CLI and any AWS SDK")
     .option("--port <port>", "TCP port (0 picks a free one)", "4566")
     .option("--host <host>", "address to listen on; loopback only unless you say otherwise", "127.0.0.1")
-    .option("--faults <spec>", 'inject faults, e.g. "kms.Encrypt:throttle=0.2,5xx=0.05,latency=20;iam:throttle=0.1" (env KMSLAB_SIM_FAULTS)')
+    .option(
+      "--faults <spec>",
+      'inject faults, e.g. "kms.Encrypt:throttle=0.2,5xx=0.05,latency=20;iam:throttle=0.1" (env KMSLAB_SIM_FAULTS)',
+    )
     .option("--fault-seed <n>", "seed for fault injection (env KMSLAB_SIM_SEED)")
     .option("--sim-profile <name>", "instant (default) or realistic (IAM propagation delays)", "instant")
-    .action(async (opts: { port: string; host: string; faults?: string; faultSeed?: string; simProfile: string }) => {
-      const port = parsePort(opts.port);
-      if (opts.simProfile !== "instant" && opts.simProfile !== "realistic")
-        throw new CliError(`--sim-profile must be "instant" or "realistic", not "${opts.simProfile}"`);
-      const faults = faultsFrom(opts.faults, opts.faultSeed);
-      const dir = simDataDir(globals().simData);
-      const simulator = Simulator.open(dir, { command: "kmslab sim serve", profile: opts.simProfile, faults });
-      let running: Awaited<ReturnType<typeof serve>>;
-      try {
-        running = await serve(simulator, { port, host: opts.host });
-      } catch (err) {
-        simulator.close();
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === "EADDRINUSE")
-          throw new CliError(`port ${port} on ${opts.host} is already in use; pick another with --port`, EXIT.failure);
-        throw err;
-      }
-      const loopback = /^(127\.|::1$|localhost$)/.test(opts.host);
-      const endpoint = loopback ? running.url : `http://127.0.0.1:${running.port}`;
-      const creds = simulator.credentials();
-      process.stderr.write(
-        `kmslab simulator: account ${simulator.account.accountId}, data in ${dir}\n` +
-          (loopback ? "" : `warning: listening on ${opts.host}, reachable from other machines\n`) +
-          (faults ? `fault injection on (seed ${faults.seed})\n` : "") +
-          "point a client at it with:\n",
-      );
-      process.stdout.write(
-        envLines({
-          AWS_ENDPOINT_URL: endpoint,
-          AWS_ACCESS_KEY_ID: creds.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
-          AWS_REGION: DEFAULT_REGION,
-          AWS_DEFAULT_REGION: DEFAULT_REGION,
-        }) + "\n",
-      );
-      process.stderr.write("listening; Ctrl-C stops\n");
-      await new Promise<void>((done) => {
-        const stop = () => {
-          process.off("SIGINT", stop);
-          process.off("SIGTERM", stop);
-          running.close().finally(() => {
-            simulator.close();
-            process.stderr.write("kmslab simulator stopped\n");
-            done();
-          });
-        };
-        process.on("SIGINT", stop);
-        process.on("SIGTERM", stop);
-      });
-    });
+    .action(
+      async (opts: {
+        port: string;
+        host: string;
+        faults?: string;
+        faultSeed?: string;
+        simProfile: string;
+      }) => {
+        const port = parsePort(opts.port);
+        if (opts.simProfile !== "instant" && opts.simProfile !== "realistic")
+          throw new CliError(`--sim-profile must be "instant" or "realistic", not "${opts.simProfile}"`);
+        const faults = faultsFrom(opts.faults, opts.faultSeed);
+        const dir = simDataDir(globals().simData);
+        const simulator = Simulator.open(dir, {
+          command: "kmslab sim serve",
+          profile: opts.simProfile,
+          faults,
+        });
+        let running: Awaited<ReturnType<typeof serve>>;
+        try {
+          running = await serve(simulator, { port, host: opts.host });
+        } catch (err) {
+          simulator.close();
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === "EADDRINUSE")
+            throw new CliError(
+              `port ${port} on ${opts.host} is already in use; pick another with --port`,
+              EXIT.failure,
+            );
+          throw err;
+        }
+        const loopback = /^(127\.|::1$|localhost$)/.test(opts.host);
+        const endpoint = loopback ? running.url : `http://127.0.0.1:${running.port}`;
+        const creds = simulator.credentials();
+        process.stderr.write(
+          `kmslab simulator: account ${simulator.account.accountId}, data in ${dir}\n` +
+            (loopback ? "" : `warning: listening on ${opts.host}, reachable from other machines\n`) +
+            (faults ? `fault injection on (seed ${faults.seed})\n` : "") +
+            "point a client at it with:\n",
+        );
+        process.stdout.write(
+          envLines({
+            AWS_ENDPOINT_URL: endpoint,
+            AWS_ACCESS_KEY_ID: creds.accessKeyId,
+            AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
+            AWS_REGION: DEFAULT_REGION,
+            AWS_DEFAULT_REGION: DEFAULT_REGION,
+          }) + "\n",
+        );
+        process.stderr.write("listening; Ctrl-C stops\n");
+        await new Promise<void>((done) => {
+          const stop = () => {
+            process.off("SIGINT", stop);
+            process.off("SIGTERM", stop);
+            running.close().finally(() => {
+              simulator.close();
+              process.stderr.write("kmslab simulator stopped\n");
+              done();
+            });
+          };
+          process.on("SIGINT", stop);
+          process.on("SIGTERM", stop);
+        });
+      },
+    );
 
   sim
     .command("credentials")
