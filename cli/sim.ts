@@ -76,6 +76,11 @@ export function registerSim(program: Command, globals: () => { simData?: string 
           profile: opts.simProfile,
           faults,
         });
+        // Signals are caught from here on, so a Ctrl-C at any moment closes the server and frees the lock.
+        const signalled = new Promise<NodeJS.Signals>((resolve) => {
+          process.once("SIGINT", resolve);
+          process.once("SIGTERM", resolve);
+        });
         let running: Awaited<ReturnType<typeof serve>>;
         try {
           running = await serve(simulator, { port, host: opts.host });
@@ -108,19 +113,10 @@ export function registerSim(program: Command, globals: () => { simData?: string 
           }) + "\n",
         );
         process.stderr.write("listening; Ctrl-C stops\n");
-        await new Promise<void>((done) => {
-          const stop = () => {
-            process.off("SIGINT", stop);
-            process.off("SIGTERM", stop);
-            running.close().finally(() => {
-              simulator.close();
-              process.stderr.write("kmslab simulator stopped\n");
-              done();
-            });
-          };
-          process.on("SIGINT", stop);
-          process.on("SIGTERM", stop);
-        });
+        await signalled;
+        await running.close();
+        simulator.close();
+        process.stderr.write("kmslab simulator stopped\n");
       },
     );
 

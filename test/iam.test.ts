@@ -17,10 +17,10 @@ import {
 } from "@aws-sdk/client-iam";
 import { describe, expect, it } from "vitest";
 import { Account } from "../sim/account.js";
-import { ServiceError } from "../sim/core/errors.js";
 import type { CallContext } from "../sim/core/service.js";
 import type { Principal } from "../sim/core/types.js";
 import { Simulator } from "../sim/simulator.js";
+import { failure, thrown } from "./helpers/errors.js";
 
 const TRUST_ACCOUNT = (acct: string) =>
   JSON.stringify({
@@ -50,17 +50,6 @@ function setup(options?: { propagationDelayMs: number }, clock?: () => Date) {
     secureTransport: true,
   });
   return { account, iam, admin, ctx, acct: account.accountId };
-}
-
-/** The ServiceError a call throws; fails the test if it does not throw one. */
-function thrown(fn: () => unknown): ServiceError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ServiceError) return err;
-    throw err;
-  }
-  throw new Error("expected a ServiceError");
 }
 
 function expectError(fn: () => unknown, code: string, status: number, message: string | RegExp) {
@@ -525,16 +514,6 @@ describe("IAM through the SDK", () => {
   const sim = Simulator.inMemory();
   const acct = sim.account.accountId;
   const iam = new IAMClient(sim.clientConfig());
-
-  async function failure(p: Promise<unknown>) {
-    try {
-      await p;
-    } catch (err) {
-      const e = err as Error & { $metadata: { httpStatusCode?: number } };
-      return { name: e.name, status: e.$metadata.httpStatusCode, message: e.message };
-    }
-    throw new Error("expected the call to fail");
-  }
 
   it("creates a role and returns its documents URL-encoded, decoding back to what was sent", async () => {
     const trust = TRUST_ACCOUNT(acct);

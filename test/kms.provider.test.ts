@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { Account } from "../sim/account.js";
-import { ServiceError } from "../sim/core/errors.js";
 import type { CallContext } from "../sim/core/service.js";
 import type { Principal } from "../sim/core/types.js";
 import {
@@ -10,6 +9,7 @@ import {
   openBlob,
   sealBlob,
 } from "../sim/services/kms/crypto.js";
+import { thrown } from "./helpers/errors.js";
 
 /**
  * The KMS provider called directly, as the dispatcher and other providers (S3) call it: inputs as
@@ -34,16 +34,6 @@ function setup() {
   const kms = account.kms;
   const acct = account.accountId;
   return { account, kms, admin, ctx, acct, travel: (ms: number) => (offsetMs += ms) };
-}
-
-function thrown(fn: () => unknown): ServiceError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ServiceError) return err;
-    throw err;
-  }
-  throw new Error("expected a ServiceError");
 }
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");

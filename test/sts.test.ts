@@ -8,10 +8,10 @@ import {
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { describe, expect, it } from "vitest";
 import { Account } from "../sim/account.js";
-import { ServiceError } from "../sim/core/errors.js";
 import type { CallContext } from "../sim/core/service.js";
 import type { Principal } from "../sim/core/types.js";
 import { Simulator } from "../sim/simulator.js";
+import { failure, thrown } from "./helpers/errors.js";
 
 const trust = (principal: string) =>
   JSON.stringify({
@@ -53,16 +53,6 @@ function setup(options?: { propagationDelayMs: number }) {
     now += ms;
   };
   return { account, iam, sts, acct, admin, root, ctx, user, role, advance };
-}
-
-function thrown(fn: () => unknown): ServiceError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ServiceError) return err;
-    throw err;
-  }
-  throw new Error("expected a ServiceError");
 }
 
 function expectError(fn: () => unknown, code: string, status: number, message: string) {
@@ -260,16 +250,6 @@ describe("STS through the SDK", () => {
   const acct = sim.account.accountId;
   const iam = new IAMClient(sim.clientConfig());
   const sts = new STSClient(sim.clientConfig());
-
-  async function failure(p: Promise<unknown>) {
-    try {
-      await p;
-    } catch (err) {
-      const e = err as Error & { $metadata: { httpStatusCode?: number } };
-      return { name: e.name, status: e.$metadata.httpStatusCode, message: e.message };
-    }
-    throw new Error("expected the call to fail");
-  }
 
   it("answers GetCallerIdentity for the admin user", async () => {
     const me = await sts.send(new GetCallerIdentityCommand({}));

@@ -1,4 +1,4 @@
-import type { Principal } from "./types.js";
+import type { ContextKeys, Principal } from "./types.js";
 
 /**
  * The contract between the simulator's wire layer and its service providers. A provider is a class
@@ -44,3 +44,19 @@ export interface CallContext {
 
 /** An operation implementation as the dispatcher calls it. */
 export type OperationFn = (input: Record<string, unknown>, ctx: CallContext) => unknown | Promise<unknown>;
+
+/**
+ * The global condition keys every request carries (aws:SecureTransport, aws:SourceIp, ...), for
+ * providers to extend with their service's own keys before they authorise a call.
+ */
+export function globalContextKeys(ctx: CallContext): ContextKeys {
+  return {
+    "aws:SecureTransport": ctx.secureTransport,
+    "aws:SourceIp": ctx.sourceIp,
+    "aws:CurrentTime": ctx.now.toISOString(),
+    "aws:EpochTime": Math.floor(ctx.now.getTime() / 1000),
+    "aws:RequestedRegion": ctx.region,
+    "aws:UserAgent": ctx.userAgent,
+    "aws:ViaAWSService": ctx.viaService !== undefined,
+  };
+}

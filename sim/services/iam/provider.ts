@@ -1,6 +1,6 @@
 import { type Account, ids } from "../../account.js";
 import { ServiceError } from "../../core/errors.js";
-import type { CallContext, ServiceProvider } from "../../core/service.js";
+import { type CallContext, globalContextKeys, type ServiceProvider } from "../../core/service.js";
 import type { ContextKeys, Principal } from "../../core/types.js";
 import { bool, int, str, validate } from "../../core/validate.js";
 import { authorize, type Policy, PolicyError, parsePolicy, policyPrincipals } from "../../policy/index.js";
@@ -941,15 +941,7 @@ export class IamService implements ServiceProvider {
         principal: ctx.principal,
         action,
         resource,
-        context: {
-          "aws:SecureTransport": ctx.secureTransport,
-          "aws:SourceIp": ctx.sourceIp,
-          "aws:CurrentTime": ctx.now.toISOString(),
-          "aws:EpochTime": Math.floor(ctx.now.getTime() / 1000),
-          "aws:RequestedRegion": ctx.region,
-          "aws:UserAgent": ctx.userAgent,
-          ...extra,
-        },
+        context: { ...globalContextKeys(ctx), ...extra },
       },
       identityPolicies: this.identityPolicies(ctx.principal),
       resourceAccountId: this.account.accountId,

@@ -1,6 +1,11 @@
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import type { Account } from "../../account.js";
-import type { CallContext, OperationInfo, ServiceProvider } from "../../core/service.js";
+import {
+  type CallContext,
+  globalContextKeys,
+  type OperationInfo,
+  type ServiceProvider,
+} from "../../core/service.js";
 import type { ContextKeys, Principal } from "../../core/types.js";
 import { blob, bool, type Field, int, list, map, str, struct, validate } from "../../core/validate.js";
 import {
@@ -1253,15 +1258,7 @@ function checkPlaintext(plaintext: Uint8Array): void {
 }
 
 function baseContext(ctx: CallContext): ContextKeys {
-  const c: ContextKeys = {
-    "aws:SecureTransport": ctx.secureTransport,
-    "aws:SourceIp": ctx.sourceIp,
-    "aws:CurrentTime": ctx.now.toISOString(),
-    "aws:EpochTime": Math.floor(ctx.now.getTime() / 1000),
-    "aws:RequestedRegion": ctx.region,
-    "aws:ViaAWSService": ctx.viaService !== undefined,
-    "kms:CallerAccount": ctx.principal.accountId,
-  };
+  const c: ContextKeys = { ...globalContextKeys(ctx), "kms:CallerAccount": ctx.principal.accountId };
   if (ctx.viaService !== undefined) c["kms:ViaService"] = ctx.viaService;
   return c;
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { type Account, ids } from "../../account.js";
 import { ServiceError } from "../../core/errors.js";
-import type { CallContext, ServiceProvider } from "../../core/service.js";
+import { type CallContext, globalContextKeys, type ServiceProvider } from "../../core/service.js";
 import type { ContextKeys, Principal } from "../../core/types.js";
 import { int, list, str, struct, validate } from "../../core/validate.js";
 import { authorize, type EvalRequest, evaluatePolicy } from "../../policy/index.js";
@@ -132,11 +132,7 @@ export class StsService implements ServiceProvider {
     if (!trust) throw denied();
 
     const context: ContextKeys = {
-      "aws:SecureTransport": ctx.secureTransport,
-      "aws:SourceIp": ctx.sourceIp,
-      "aws:CurrentTime": ctx.now.toISOString(),
-      "aws:EpochTime": Math.floor(ctx.now.getTime() / 1000),
-      "aws:UserAgent": ctx.userAgent,
+      ...globalContextKeys(ctx),
       "sts:RoleSessionName": req.RoleSessionName,
       ...(req.ExternalId !== undefined ? { "sts:ExternalId": req.ExternalId } : {}),
       ...(req.SourceIdentity !== undefined ? { "sts:SourceIdentity": req.SourceIdentity } : {}),
