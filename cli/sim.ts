@@ -36,10 +36,22 @@ function faultsFrom(spec: string | undefined, seedText: string | undefined): Fau
   }
 }
 
-function envLines(vars: Record<string, string>): string {
+/** `export NAME=value` lines for a shell: what an AWS CLI or SDK needs to reach the account. */
+function clientEnv(
+  creds: { accessKeyId: string; secretAccessKey: string },
+  endpoint: string | undefined,
+): string {
+  const vars: Record<string, string> = {
+    ...(endpoint ? { AWS_ENDPOINT_URL: endpoint } : {}),
+    AWS_ACCESS_KEY_ID: creds.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
+    AWS_REGION: DEFAULT_REGION,
+    AWS_DEFAULT_REGION: DEFAULT_REGION,
+  };
   return Object.entries(vars)
     .map(([k, v]) => `export ${k}=${v}`)
-    .join("\n");
+    .join("\n")
+    .concat("\n");
 }
 
 export function registerSim(program: Command, globals: () => { simData?: string }): void {
@@ -96,6 +108,7 @@ export function registerSim(program: Command, globals: () => { simData?: string 
         }
         const loopback = /^(127\.|::1$|localhost$)/.test(opts.host);
         const endpoint = loopback ? running.url : `http://127.0.0.1:${running.port}`;
+        simulator.announceEndpoint(endpoint);
         const creds = simulator.credentials();
         process.stderr.write(
           `kmslab simulator: account ${simulator.account.accountId}, data in ${dir}\n` +
@@ -103,15 +116,7 @@ export function registerSim(program: Command, globals: () => { simData?: string 
             (faults ? `fault injection on (seed ${faults.seed})\n` : "") +
             "point a client at it with:\n",
         );
-        process.stdout.write(
-          envLines({
-            AWS_ENDPOINT_URL: endpoint,
-            AWS_ACCESS_KEY_ID: creds.accessKeyId,
-            AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
-            AWS_REGION: DEFAULT_REGION,
-            AWS_DEFAULT_REGION: DEFAULT_REGION,
-          }) + "\n",
-        );
+        process.stdout.write(clientEnv(creds, endpoint));
         process.stderr.write("listening; Ctrl-C stops\n");
         await signalled;
         await running.close();
@@ -137,29 +142,20 @@ export function registerSim(program: Command, globals: () => { simData?: string 
       }
       const account = new Account(state);
       const creds = account.iam.adminCredentials();
+      // While `sim serve` holds the directory, its endpoint comes with the credentials.
+      const endpoint = store.holder()?.endpoint;
       if (opts.format === "json") {
-        process.stdout.write(
-          JSON.stringify(
-            {
-              AccountId: account.accountId,
-              UserArn: `arn:aws:iam::${account.accountId}:user/${account.adminUserName}`,
-              AccessKeyId: creds.accessKeyId,
-              SecretAccessKey: creds.secretAccessKey,
-              Region: DEFAULT_REGION,
-            },
-            null,
-            2,
-          ) + "\n",
-        );
+        const out = {
+          AccountId: account.accountId,
+          UserArn: `arn:aws:iam::${account.accountId}:user/${account.adminUserName}`,
+          AccessKeyId: creds.accessKeyId,
+          SecretAccessKey: creds.secretAccessKey,
+          Region: DEFAULT_REGION,
+          ...(endpoint ? { EndpointUrl: endpoint } : {}),
+        };
+        process.stdout.write(JSON.stringify(out, null, 2) + "\n");
       } else {
-        process.stdout.write(
-          envLines({
-            AWS_ACCESS_KEY_ID: creds.accessKeyId,
-            AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
-            AWS_REGION: DEFAULT_REGION,
-            AWS_DEFAULT_REGION: DEFAULT_REGION,
-          }) + "\n",
-        );
+        process.stdout.write(clientEnv(creds, endpoint));
       }
     });
 }

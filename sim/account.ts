@@ -99,11 +99,12 @@ export const ids = {
     for (const b of bytes) out += alphabet[b % 32];
     return out;
   },
-  secret: () =>
-    randomBytes(30)
-      .toString("base64")
-      .replace(/[^A-Za-z0-9]/g, "")
-      .padEnd(40, "x")
-      .slice(0, 40),
+  /** 40 characters of AWS's secret-key alphabet (letters, digits, `/` and `+`). */
+  secret(): string {
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/+";
+    let out = "";
+    for (const b of randomBytes(40)) out += alphabet[b & 63];
+    return out;
+  },
   requestId: () => randomUUID(),
 };

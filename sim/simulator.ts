@@ -121,6 +121,11 @@ export class Simulator {
     this.dataDir?.unlock();
   }
 
+  /** Tells other processes (`kmslab sim credentials`) where this account is being served. */
+  announceEndpoint(endpoint: string): void {
+    this.dataDir?.annotateLock({ endpoint });
+  }
+
   get dataDirectory(): string | undefined {
     return this.dataDir?.dir;
   }

@@ -42,6 +42,8 @@ export interface LockInfo {
   host: string;
   command: string;
   startedAt: string;
+  /** Where `kmslab sim serve` answers, while it holds the directory. */
+  endpoint?: string;
 }
 
 const lockSchema = z.object({
@@ -49,6 +51,7 @@ const lockSchema = z.object({
   host: z.string(),
   command: z.string(),
   startedAt: z.string(),
+  endpoint: z.string().optional(),
 });
 
 const accountSchema = z.object({
@@ -103,6 +106,20 @@ export class DataDir {
       rmSync(this.lockPath, { force: true }); // stale: its process is gone
     }
     throw new DataDirLockedError(this.dir, this.readLock() ?? { ...info, pid: -1, command: "unknown" });
+  }
+
+  /** Adds what other processes may want to know about the holder (its endpoint) to our lock. */
+  annotateLock(extra: Pick<LockInfo, "endpoint">): void {
+    const current = this.readLock();
+    if (this.lockFd === undefined || !current || current.pid !== process.pid) return;
+    writeAtomic(this.lockPath, JSON.stringify({ ...current, ...extra }));
+  }
+
+  /** The live process holding this directory, if any (a lock left by a dead process is not one). */
+  holder(): LockInfo | undefined {
+    const lock = this.readLock();
+    if (!lock) return undefined;
+    return lock.host !== hostname() || isAlive(lock.pid) ? lock : undefined;
   }
 
   unlock(): void {

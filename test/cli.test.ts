@@ -9,7 +9,8 @@ describe("kmslab sim credentials", () => {
     const first = await runCli(["sim", "credentials"], { cwd });
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(/^export AWS_ACCESS_KEY_ID=AKIA[A-Z2-7]{16}$/m);
-    expect(first.stdout).toMatch(/^export AWS_SECRET_ACCESS_KEY=\S{40}$/m);
+    expect(first.stdout).toMatch(/^export AWS_SECRET_ACCESS_KEY=[A-Za-z0-9/+]{40}$/m);
+    expect(first.stdout).not.toContain("AWS_ENDPOINT_URL"); // nothing serves this account
     expect(first.stdout).toMatch(/^export AWS_REGION=us-east-1$/m);
     const json = await runCli(["sim", "credentials", "--format", "json"], { cwd });
     const creds = JSON.parse(json.stdout);
@@ -57,6 +58,10 @@ describe("kmslab sim serve", () => {
     try {
       expect(server.endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       expect(server.env.AWS_ACCESS_KEY_ID).toMatch(/^AKIA/);
+      // while served, the credentials come with the server's endpoint
+      const creds = await runCli(["--sim-data", dir, "sim", "credentials"]);
+      expect(creds.stdout).toContain(`export AWS_ENDPOINT_URL=${server.endpoint}\n`);
+      expect(creds.stdout).toContain(`export AWS_SECRET_ACCESS_KEY=${server.env.AWS_SECRET_ACCESS_KEY}\n`);
       const second = await runCli(["--sim-data", dir, "sim", "serve", "--port", "0"]);
       expect(second.code).toBe(3);
       expect(second.stderr).toContain(`in use by process ${server.child.pid}`);
@@ -67,7 +72,10 @@ describe("kmslab sim serve", () => {
     } finally {
       expect(await server.stop("SIGTERM")).toBe(0);
     }
-    // the lock is released: it can be served again
+    // the lock is released: no endpoint any more, and it can be served again
+    expect((await runCli(["--sim-data", dir, "sim", "credentials"])).stdout).not.toContain(
+      "AWS_ENDPOINT_URL",
+    );
     const again = await startServe(["--sim-data", dir]);
     expect(await again.stop("SIGINT")).toBe(0);
   });
