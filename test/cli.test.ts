@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { KMSClient, ListKeysCommand } from "@aws-sdk/client-kms";
 import { describe, expect, it } from "vitest";
 import { runCli, startServe, tempDir } from "./helpers/cli.js";
 
@@ -85,5 +86,29 @@ describe("kmslab sim serve", () => {
     const faults = await runCli(["sim", "serve", "--faults", "kms:explode=1", "--sim-data", tempDir()]);
     expect(faults.code).toBe(2);
     expect(faults.stderr).toContain("unknown fault kind");
+  });
+
+  it.each([
+    ["--faults flag", ["--faults", "kms.ListKeys:throttle=1"], {}],
+    ["KMSLAB_SIM_FAULTS", [], { KMSLAB_SIM_FAULTS: "kms:throttle=1", KMSLAB_SIM_SEED: "3" }],
+  ])("injects faults set by the %s", async (_how, args, env) => {
+    const server = await startServe(["--sim-data", tempDir(), ...args], { env });
+    try {
+      expect(server.stderr()).toContain("fault injection on");
+      const kms = new KMSClient({
+        region: "us-east-1",
+        endpoint: server.endpoint,
+        maxAttempts: 1,
+        credentials: {
+          accessKeyId: server.env.AWS_ACCESS_KEY_ID!,
+          secretAccessKey: server.env.AWS_SECRET_ACCESS_KEY!,
+        },
+      });
+      const err = await kms.send(new ListKeysCommand({})).catch((e) => e);
+      expect(err.name).toBe("ThrottlingException");
+      expect(err.$metadata.httpStatusCode).toBe(400);
+    } finally {
+      await server.stop();
+    }
   });
 });

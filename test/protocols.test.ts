@@ -179,6 +179,17 @@ describe("awsJson", () => {
     ).toBe("SerializationException");
   });
 
+  it("speaks awsJson1_0 with its own content type", () => {
+    const v10 = jsonCodec("1.0");
+    const h = { "content-type": "application/x-amz-json-1.0", "x-amz-target": "AWSStepFunctions.Encrypt" };
+    expect(v10.decode(request({ headers: h, body: enc.encode("{}") }), jsonProvider).operation).toBe(
+      "Encrypt",
+    );
+    expect(v10.encode(jsonProvider, "Encrypt", {}, "id").headers["content-type"]).toBe(
+      "application/x-amz-json-1.0",
+    );
+  });
+
   it("encodes blobs as base64 and dates as epoch seconds; errors carry __type and x-amzn-ErrorType", () => {
     const res = codec.encode(
       jsonProvider,
