@@ -91,10 +91,13 @@ export class Account {
 /** Random identifiers in AWS's formats. */
 export const ids = {
   uuid: () => randomUUID(),
-  /** `AROA`/`AIDA`/`ANPA`/`AKIA`/`ASIA` + 16 upper-case base32-ish characters, as IAM forms them. */
+  /**
+   * Base32 upper-case ids as IAM forms them: unique ids (`AROA`/`AIDA`/`ANPA`) have 21 characters,
+   * access key ids (`AKIA`/`ASIA`) 20.
+   */
   unique(prefix: "AROA" | "AIDA" | "ANPA" | "AKIA" | "ASIA"): string {
     const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    const bytes = randomBytes(16);
+    const bytes = randomBytes(prefix === "AKIA" || prefix === "ASIA" ? 16 : 17);
     let out = prefix;
     for (const b of bytes) out += alphabet[b % 32];
     return out;

@@ -174,6 +174,15 @@ export class Simulator {
 
   /** One request in, one response out; never rejects. */
   handle(req: SimRequest): Promise<SimResponse> {
+    return this.answer(req).then((res) => {
+      // AWS dates every answer, and SDKs correct their clock skew from it: the account's clock,
+      // not the host's, is the one a client must agree with.
+      res.headers.date = this.account.now().toUTCString();
+      return res;
+    });
+  }
+
+  private answer(req: SimRequest): Promise<SimResponse> {
     const requestId = ids.requestId();
     this.stats.requests++;
     const provider = this.route(req);

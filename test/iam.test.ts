@@ -93,7 +93,7 @@ describe("IAM provider", () => {
       },
       ctx(),
     );
-    expect(Role.RoleId).toMatch(/^AROA[A-Z2-7]{16}$/);
+    expect(Role.RoleId).toMatch(/^AROA[A-Z2-7]{17}$/);
     expect(Role.Arn).toBe(`arn:aws:iam::${acct}:role/team/app-role`);
     expect(Role.MaxSessionDuration).toBe(3600);
     expect(Role.AssumeRolePolicyDocument).toBe(encodeURIComponent(doc));
