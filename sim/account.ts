@@ -1,21 +1,44 @@
 import { randomBytes, randomInt, randomUUID } from "node:crypto";
+import type { ServiceError } from "./core/errors.js";
+import type { CallContext, OperationFn, ServiceProvider } from "./core/service.js";
+import { CloudTrailService } from "./services/cloudtrail/provider.js";
 import { IamService } from "./services/iam/provider.js";
 import { KmsService } from "./services/kms/provider.js";
+import { S3Service } from "./services/s3/provider.js";
 import { StsService } from "./services/sts/provider.js";
 
 /**
- * How faithfully the account imitates AWS's timing. `instant` (the default, and what tests use)
- * applies every change at once; `realistic` adds IAM's propagation delay for new principals.
+ * How faithfully the account imitates AWS's timing. `instant` (what tests use) applies every change
+ * at once; `standard` (the CLI's default) keeps CloudTrail about a second behind, so a lab sees the
+ * waiting it must do on AWS without waiting long; `realistic` uses AWS-like minutes and IAM's
+ * propagation delay, on whatever clock the account reads (tests pass one they can advance).
  */
 export interface AccountOptions {
   /** New IAM principals are not usable (AssumeRole, key/bucket policies) for this long. */
   propagationDelayMs: number;
+  /** An event shows in CloudTrail's LookupEvents this long after its call. */
+  trailLookupDelayMs: number;
+  /** A logging trail delivers a log file of its pending records this often (AWS: about 5 minutes). */
+  trailDeliveryIntervalMs: number;
 }
 
 export const PROFILES: Record<string, AccountOptions> = {
-  instant: { propagationDelayMs: 0 },
-  realistic: { propagationDelayMs: 8_000 },
+  instant: { propagationDelayMs: 0, trailLookupDelayMs: 0, trailDeliveryIntervalMs: 0 },
+  standard: { propagationDelayMs: 0, trailLookupDelayMs: 1_000, trailDeliveryIntervalMs: 1_000 },
+  realistic: { propagationDelayMs: 8_000, trailLookupDelayMs: 180_000, trailDeliveryIntervalMs: 300_000 },
 };
+
+/** What a listener learns about each completed call (CloudTrail records every one of them). */
+export interface CallRecord {
+  service: string;
+  eventSource: string;
+  operation: string;
+  readOnly: boolean;
+  input: Record<string, unknown>;
+  output?: unknown;
+  error?: ServiceError;
+  ctx: CallContext;
+}
 
 /** The JSON document that holds a whole account; persisted atomically by the store. */
 export interface AccountState {
@@ -41,11 +64,23 @@ export class Account {
   readonly iam: IamService;
   readonly sts: StsService;
   readonly kms: KmsService;
+  readonly s3: S3Service;
+  readonly cloudtrail: CloudTrailService;
+  private readonly listeners: ((record: CallRecord) => void)[] = [];
+  private readonly tickers: ((now: Date) => void)[] = [];
+  private readonly commitHooks: (() => void)[] = [];
+  private dirty = false;
 
+  /**
+   * @param dataDir the simulator's data directory when the account is persistent: services keep
+   *   what does not belong in `account.json` there (S3 object bodies, CloudTrail's event log).
+   *   Undefined for an in-memory account.
+   */
   constructor(
     state: AccountState,
     readonly options: AccountOptions = PROFILES.instant!,
     readonly clock: Clock = () => new Date(),
+    readonly dataDir?: string,
   ) {
     this.accountId = state.accountId;
     this.createdAt = state.createdAt;
@@ -53,10 +88,20 @@ export class Account {
     this.iam = new IamService(this, state.services.iam as IamService["state"] | undefined);
     this.sts = new StsService(this, state.services.sts as StsService["state"] | undefined);
     this.kms = new KmsService(this, state.services.kms as KmsService["state"] | undefined);
+    this.s3 = new S3Service(this, state.services.s3 as S3Service["state"] | undefined);
+    this.cloudtrail = new CloudTrailService(
+      this,
+      state.services.cloudtrail as CloudTrailService["state"] | undefined,
+    );
+  }
+
+  /** Every service of the account, as the simulator registers them. */
+  get providers(): ServiceProvider[] {
+    return [this.kms, this.iam, this.sts, this.s3, this.cloudtrail];
   }
 
   /** A brand-new account: random 12-digit id, an `admin` user with full access and an access key. */
-  static create(options?: AccountOptions, clock?: Clock): Account {
+  static create(options?: AccountOptions, clock?: Clock, dataDir?: string): Account {
     const accountId = String(randomInt(100_000, 999_999)) + String(randomInt(100_000, 999_999));
     const account = new Account(
       {
@@ -68,6 +113,7 @@ export class Account {
       },
       options,
       clock,
+      dataDir,
     );
     account.iam.bootstrapAdmin(account.adminUserName);
     return account;
@@ -77,13 +123,104 @@ export class Account {
     return this.clock();
   }
 
+  /** Listens to every completed call, from clients or between services; returns the unsubscribe. */
+  observe(listener: (record: CallRecord) => void): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  get observed(): boolean {
+    return this.listeners.length > 0;
+  }
+
+  emit(record: CallRecord): void {
+    for (const listener of this.listeners) listener(record);
+  }
+
+  /**
+   * One service calling another inside the account, as AWS's services do: S3 calling KMS for an
+   * SSE-KMS object on the requester's behalf (ctx carries the requester and `viaService`), or
+   * CloudTrail writing a log file into S3 as `cloudtrail.amazonaws.com`. The call is authorised
+   * by the callee as any other and observed (so CloudTrail records it); it is not a client request
+   * (no faults, not counted). Returns the output or throws the callee's ServiceError.
+   */
+  call<T = unknown>(
+    provider: ServiceProvider,
+    operation: string,
+    input: Record<string, unknown>,
+    ctx: CallContext,
+  ): T {
+    const info = provider.operations[operation];
+    if (!info) throw new Error(`${provider.service} has no operation ${operation}`);
+    const fn = (provider as unknown as Record<string, OperationFn>)[operation]!;
+    const base = { service: provider.service, eventSource: provider.eventSource, operation };
+    let output: unknown;
+    try {
+      output = fn.call(provider, input, ctx);
+    } catch (err) {
+      if (this.listeners.length > 0 && (err as ServiceError).name === "ServiceError")
+        this.emit({ ...base, readOnly: info.readOnly, input, ctx, error: err as ServiceError });
+      throw err;
+    }
+    if (output instanceof Promise) throw new Error(`${provider.service}.${operation} is asynchronous`);
+    if (!info.readOnly) this.changed();
+    if (this.listeners.length > 0) this.emit({ ...base, readOnly: info.readOnly, input, output, ctx });
+    return output as T;
+  }
+
+  /** Registers work that runs before each request, given the account's time (CloudTrail delivery). */
+  onTick(fn: (now: Date) => void): void {
+    this.tickers.push(fn);
+  }
+
+  tick(): void {
+    if (this.tickers.length === 0) return;
+    const now = this.now();
+    for (const fn of this.tickers) fn(now);
+  }
+
+  /** Marks the account as changed outside a mutating operation (a delivered log file), to be saved. */
+  changed(): void {
+    this.dirty = true;
+  }
+
+  /** Whether anything changed since the last call; resets the mark. */
+  takeChanged(): boolean {
+    const was = this.dirty;
+    this.dirty = false;
+    return was;
+  }
+
+  /**
+   * Runs `fn` once the account's state has been saved (at once for an in-memory account): files a
+   * saved state no longer refers to (a deleted object's body) are removed only then, so a crash in
+   * between leaves an orphan file, never a state that points at nothing.
+   */
+  afterCommit(fn: () => void): void {
+    this.commitHooks.push(fn);
+  }
+
+  /** Called by the simulator after each save. */
+  committed(): void {
+    for (const fn of this.commitHooks.splice(0)) fn();
+  }
+
   toState(): AccountState {
     return {
       formatVersion: 1,
       accountId: this.accountId,
       createdAt: this.createdAt,
       adminUserName: this.adminUserName,
-      services: { iam: this.iam.state, sts: this.sts.state, kms: this.kms.state },
+      services: {
+        iam: this.iam.state,
+        sts: this.sts.state,
+        kms: this.kms.state,
+        s3: this.s3.state,
+        cloudtrail: this.cloudtrail.state,
+      },
     };
   }
 }

@@ -1,6 +1,6 @@
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Account, type AccountOptions, type Clock, ids, PROFILES } from "./account.js";
+import { Account, type AccountOptions, type CallRecord, type Clock, ids, PROFILES } from "./account.js";
 import { authenticate, type CredentialRecord, type ErrorFamily } from "./auth/authenticate.js";
 import { ServiceError } from "./core/errors.js";
 import type { CallContext, OperationFn, ServiceProvider } from "./core/service.js";
@@ -16,18 +16,6 @@ export interface SimulatorOptions {
   profile?: keyof typeof PROFILES | AccountOptions;
   clock?: Clock;
   faults?: FaultInjector;
-}
-
-/** What a listener learns about each completed call (CloudTrail recording builds on this). */
-export interface CallRecord {
-  service: string;
-  eventSource: string;
-  operation: string;
-  readOnly: boolean;
-  input: Record<string, unknown>;
-  output?: unknown;
-  error?: ServiceError;
-  ctx: CallContext;
 }
 
 export interface SimulatorStats {
@@ -76,7 +64,6 @@ const SCOPE = /Credential=[^/,\s]+\/\d{8}\/([^/,\s]+)\/([^/,\s]+)\//;
 export class Simulator {
   readonly faults: FaultInjector;
   readonly stats: SimulatorStats = { requests: 0, mutatingCalls: 0 };
-  private readonly listeners: ((record: CallRecord) => void)[] = [];
   private readonly byTarget = new Map<string, ServiceProvider>();
   private readonly byService = new Map<string, ServiceProvider>();
 
@@ -86,8 +73,7 @@ export class Simulator {
     options: SimulatorOptions,
   ) {
     this.faults = options.faults ?? new FaultInjector();
-    for (const provider of [account.kms, account.iam, account.sts] as ServiceProvider[])
-      this.register(provider);
+    for (const provider of account.providers) this.register(provider);
   }
 
   /** A fresh account that lives in memory only (tests). */
@@ -106,8 +92,8 @@ export class Simulator {
       const saved = dataDir.load();
       const profile = resolveProfile(options.profile);
       const account = saved
-        ? new Account(saved, profile, options.clock)
-        : Account.create(profile, options.clock);
+        ? new Account(saved, profile, options.clock, dataDir.dir)
+        : Account.create(profile, options.clock, dataDir.dir);
       if (!saved) dataDir.save(account.toState());
       return new Simulator(account, dataDir, options);
     } catch (err) {
@@ -141,10 +127,9 @@ export class Simulator {
     for (const prefix of provider.targetPrefixes ?? []) this.byTarget.set(prefix, provider);
   }
 
-  /** Called after every completed operation, successful or not. */
+  /** Called after every completed operation, successful or not, also calls between services. */
   observe(listener: (record: CallRecord) => void): () => void {
-    this.listeners.push(listener);
-    return () => this.listeners.splice(this.listeners.indexOf(listener), 1);
+    return this.account.observe(listener);
   }
 
   /** Config for an SDK v3 client that reaches this account in process, through the full SDK stack. */
@@ -175,6 +160,9 @@ export class Simulator {
   /** One request in, one response out; never rejects. */
   handle(req: SimRequest): Promise<SimResponse> {
     return this.answer(req).then((res) => {
+      // Saved before the client hears back: an answer it got is never lost to a crash.
+      if (this.account.takeChanged()) this.dataDir?.save(this.account.toState());
+      this.account.committed();
       // AWS dates every answer, and SDKs correct their clock skew from it: the account's clock,
       // not the host's, is the one a client must agree with.
       res.headers.date = this.account.now().toUTCString();
@@ -185,17 +173,18 @@ export class Simulator {
   private answer(req: SimRequest): Promise<SimResponse> {
     const requestId = ids.requestId();
     this.stats.requests++;
+    this.account.tick();
     const provider = this.route(req);
     if (!provider) {
       return Promise.resolve({
         status: 400,
         headers: { "content-type": "application/xml", "x-amz-request-id": requestId },
         body: new TextEncoder().encode(
-          `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidRequest</Code><Message>The simulator serves KMS, IAM and STS here; this request names none of them (no X-Amz-Target header, no Action parameter).</Message><RequestId>${requestId}</RequestId></Error>`,
+          `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidRequest</Code><Message>The simulator serves KMS, CloudTrail, S3, IAM and STS here; this request's X-Amz-Target names none of them.</Message><RequestId>${requestId}</RequestId></Error>`,
         ),
       });
     }
-    const codec = CODECS[provider.protocol]!;
+    const codec = provider.codec ?? CODECS[provider.protocol]!;
     const fail = (err: unknown): SimResponse => {
       if (err instanceof ServiceError) return codec.encodeError(provider, err, requestId);
       process.stderr.write(`kmslab sim: internal error in ${provider.service}: ${(err as Error).stack}\n`);
@@ -242,6 +231,7 @@ export class Simulator {
       sourceIp: req.sourceIp,
       userAgent: req.headers["user-agent"] ?? "",
       secureTransport: req.scheme === "https",
+      auth: { signed: auth.signed, presigned: auth.presigned, chunkSigning: auth.chunkSigning },
     };
     const call: Call = { provider, operation, readOnly, input, ctx };
     const fault = this.faults.decide(provider.service, operation);
@@ -267,16 +257,15 @@ export class Simulator {
   }
 
   private succeed(call: Call, codec: Codec, output: unknown): SimResponse {
-    if (!call.readOnly) this.dataDir?.save(this.account.toState());
+    if (!call.readOnly) this.account.changed();
     this.emit({ ...call, output });
     return codec.encode(call.provider, call.operation, output, call.ctx.requestId);
   }
 
   private emit(r: Call & { output?: unknown; error?: ServiceError }): void {
-    if (this.listeners.length === 0) return;
+    if (!this.account.observed) return;
     const { provider, ...rest } = r;
-    const record: CallRecord = { service: provider.service, eventSource: provider.eventSource, ...rest };
-    for (const listener of this.listeners) listener(record);
+    this.account.emit({ service: provider.service, eventSource: provider.eventSource, ...rest });
   }
 
   private readonly lookupCredentials = (accessKeyId: string): CredentialRecord | undefined => {
@@ -409,4 +398,4 @@ function toSmithyResponse(res: SimResponse) {
   return { statusCode: res.status, reason: undefined, headers: res.headers, body: res.body };
 }
 
-export type { Principal };
+export type { CallRecord, Principal };

@@ -16,7 +16,7 @@ import {
   TagRoleCommand,
 } from "@aws-sdk/client-iam";
 import { describe, expect, it } from "vitest";
-import { Account } from "../sim/account.js";
+import { Account, type AccountOptions, PROFILES } from "../sim/account.js";
 import type { CallContext } from "../sim/core/service.js";
 import type { Principal } from "../sim/core/types.js";
 import { Simulator } from "../sim/simulator.js";
@@ -35,7 +35,7 @@ const ALLOW = (action: string, resource = "*") =>
     Statement: [{ Effect: "Allow", Action: action, Resource: resource }],
   });
 
-function setup(options?: { propagationDelayMs: number }, clock?: () => Date) {
+function setup(options?: AccountOptions, clock?: () => Date) {
   const account = Account.create(options, clock);
   const iam = account.iam;
   const admin = iam.findAccessKey(iam.adminCredentials().accessKeyId)!.principal;
@@ -463,7 +463,10 @@ describe("IAM provider", () => {
 
   it("keeps new principals unresolvable until the propagation delay has passed", () => {
     let now = Date.parse("2026-01-01T00:00:00Z");
-    const { iam, acct, ctx, admin } = setup({ propagationDelayMs: 8000 }, () => new Date(now));
+    const { iam, acct, ctx, admin } = setup(
+      { ...PROFILES.instant!, propagationDelayMs: 8000 },
+      () => new Date(now),
+    );
     expect(iam.resolvePrincipal(admin.arn)).toEqual({ uniqueId: admin.userId });
     const { Role } = iam.CreateRole({ RoleName: "r", AssumeRolePolicyDocument: TRUST_ACCOUNT(acct) }, ctx());
     expect(iam.resolvePrincipal(Role.Arn)).toBeUndefined();

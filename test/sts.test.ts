@@ -7,7 +7,7 @@ import {
 } from "@aws-sdk/client-iam";
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { describe, expect, it } from "vitest";
-import { Account } from "../sim/account.js";
+import { Account, type AccountOptions, PROFILES } from "../sim/account.js";
 import type { CallContext } from "../sim/core/service.js";
 import type { Principal } from "../sim/core/types.js";
 import { Simulator } from "../sim/simulator.js";
@@ -24,7 +24,7 @@ const allow = (action: string, resource = "*") =>
     Statement: [{ Effect: "Allow", Action: action, Resource: resource }],
   });
 
-function setup(options?: { propagationDelayMs: number }) {
+function setup(options?: AccountOptions) {
   let now = Date.parse("2026-03-01T12:00:00Z");
   const account = Account.create(options, () => new Date(now));
   const { iam, sts } = account;
@@ -208,7 +208,7 @@ describe("STS provider", () => {
   });
 
   it("does not let a new role be assumed before it has propagated", () => {
-    const { sts, acct, ctx, role, advance } = setup({ propagationDelayMs: 10_000 });
+    const { sts, acct, ctx, role, advance } = setup({ ...PROFILES.instant!, propagationDelayMs: 10_000 });
     const r = role("slow", trust(`arn:aws:iam::${acct}:root`));
     expect(thrown(() => sts.AssumeRole({ RoleArn: r.Arn, RoleSessionName: "s0" }, ctx())).code).toBe(
       "AccessDenied",

@@ -56,6 +56,21 @@ export interface AuthResult {
   region?: string;
   service?: string;
   accessKeyId?: string;
+  /**
+   * S3 `STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]` uploads: what the `aws-chunked` body's chunk
+   * signatures chain from (each chunk's string to sign names the previous signature).
+   */
+  chunkSigning?: ChunkSigning;
+}
+
+export interface ChunkSigning {
+  signingKey: Buffer;
+  seedSignature: string;
+  amzDate: string;
+  /** `<date>/<region>/<service>/aws4_request`. */
+  scope: string;
+  /** Whether a signed trailer follows the last chunk. */
+  trailer: boolean;
 }
 
 const DAY_SECONDS = 86_400;
@@ -100,7 +115,8 @@ const HEX64 = /^[0-9a-fA-F]{64}$/;
  * - json/query hash the body themselves; a hex `x-amz-content-sha256` is not trusted there, so a body
  *   altered after signing fails as a bad signature (S3 trusts the header and reports the body mismatch).
  * - S3 requires every `x-amz-*` header present to be signed, for presigned URLs as well as headers.
- * - `aws-chunked` bodies (`STREAMING-*`) are not decoded; their chunk signatures are not checked.
+ * - `aws-chunked` bodies (`STREAMING-*`) are decoded, and their chunk signatures checked, by S3
+ *   (sim/services/s3), from the `chunkSigning` this returns.
  * - SigV4 parameters sent in an awsQuery form body (rather than the URL) are not looked at.
  * - Presigned json/query requests: the `Signature expired` wording for a passed X-Amz-Expires is our
  *   extrapolation of the header-skew message.
@@ -351,10 +367,8 @@ function verify(req: SimRequest, opts: AuthOptions, claim: Claim): AuthResult {
   });
   const scopeText = `${scope.date}/${scope.region}/${scope.service}/${scope.terminator}`;
   const toSign = stringToSign(claim.amzDate, scopeText, canonical);
-  const expected = signature(
-    signingKey(record.secretAccessKey, scope.date, scope.region, scope.service),
-    toSign,
-  );
+  const key = signingKey(record.secretAccessKey, scope.date, scope.region, scope.service);
+  const expected = signature(key, toSign);
   if (!HEX64.test(claim.signature) || !timingSafeEqual(Buffer.from(claim.signature, "hex"), expected)) {
     if (f === "s3") {
       throw new ServiceError("SignatureDoesNotMatch", S3_MISMATCH, 403, {
@@ -383,7 +397,7 @@ function verify(req: SimRequest, opts: AuthOptions, claim: Claim): AuthResult {
     record.principal.accessKeyId === undefined
       ? { ...record.principal, accessKeyId: scope.accessKeyId }
       : record.principal;
-  return {
+  const result: AuthResult = {
     principal,
     signed: true,
     presigned: claim.presigned,
@@ -391,6 +405,16 @@ function verify(req: SimRequest, opts: AuthOptions, claim: Claim): AuthResult {
     service: scope.service,
     accessKeyId: scope.accessKeyId,
   };
+  if (claim.payloadHash.startsWith("STREAMING-AWS4-HMAC-SHA256-PAYLOAD")) {
+    result.chunkSigning = {
+      signingKey: key,
+      seedSignature: claim.signature.toLowerCase(),
+      amzDate: claim.amzDate,
+      scope: scopeText,
+      trailer: claim.payloadHash.endsWith("-TRAILER"),
+    };
+  }
+  return result;
 }
 
 /** `Date` may be an HTTP date; `x-amz-date` must be ISO 8601 basic. Epoch ms, or NaN. */

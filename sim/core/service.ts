@@ -1,3 +1,5 @@
+import type { ChunkSigning } from "../auth/authenticate.js";
+import type { Codec } from "../protocols/codec.js";
 import type { ContextKeys, Principal } from "./types.js";
 
 /**
@@ -26,6 +28,8 @@ export interface ServiceProvider {
   readonly apiVersion?: string;
   readonly xmlNamespace?: string;
   readonly operations: Readonly<Record<string, OperationInfo>>;
+  /** restXml services bring their own codec (REST routing is per service); others use the protocol's. */
+  readonly codec?: Codec;
 }
 
 /** What a provider's operation learns about the call besides its input. */
@@ -40,6 +44,14 @@ export interface CallContext {
   secureTransport: boolean;
   /** Set when an AWS service calls on the requester's behalf, e.g. `s3.amazonaws.com` calling KMS. */
   viaService?: string;
+  /** How the request was authenticated: S3 tells SigV4 from anonymous, and checks chunk signatures. */
+  auth?: RequestAuth;
+}
+
+export interface RequestAuth {
+  signed: boolean;
+  presigned: boolean;
+  chunkSigning?: ChunkSigning;
 }
 
 /** An operation implementation as the dispatcher calls it. */

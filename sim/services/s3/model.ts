@@ -1,0 +1,99 @@
+import type { Readable } from "node:stream";
+
+/**
+ * What the simulated S3 keeps, JSON-safe so the store can persist it as it is (object bodies live
+ * in files of the data directory, named by a random id, never by the object's key).
+ */
+
+/** A request as the S3 codec hands it to an operation: REST parts, already routed. */
+export interface S3Input {
+  /** The bucket, from the path or the virtual host; undefined for ListBuckets. */
+  Bucket?: string;
+  /** The object key, percent-decoded; undefined for bucket operations. */
+  Key?: string;
+  method: string;
+  /** Decoded query parameters (`versionId`, `list-type`, `prefix`...). */
+  query: Record<string, string[]>;
+  /** Lower-case header names. */
+  headers: Record<string, string>;
+  /** The body as sent (still `aws-chunked` if it was). */
+  body: Uint8Array;
+  /** Whether the bucket came from the Host header (virtual-hosted style). */
+  virtualHosted: boolean;
+}
+
+/** What an S3 operation returns for the codec to render. */
+export interface S3Output {
+  /** 200 unless given (204 for deletions, ...). */
+  status?: number;
+  /** Response headers, lower-case names (ETag, x-amz-server-side-encryption, Location...). */
+  headers?: Record<string, string>;
+  /** An XML document: the root element's name and its content (rendered with sim/core/xml.ts). */
+  xml?: { root: string; value: Record<string, unknown> };
+  /** A raw body (GetObject). */
+  body?: Uint8Array | Readable;
+}
+
+export interface Tag {
+  Key: string;
+  Value: string;
+}
+
+export interface PublicAccessBlock {
+  BlockPublicAcls: boolean;
+  IgnorePublicAcls: boolean;
+  BlockPublicPolicy: boolean;
+  RestrictPublicBuckets: boolean;
+}
+
+export interface EncryptionRule {
+  SSEAlgorithm: "AES256" | "aws:kms" | "aws:kms:dsse";
+  KMSMasterKeyID?: string;
+  BucketKeyEnabled: boolean;
+}
+
+/** One version of an object (unversioned buckets keep exactly one, with versionId "null"). */
+export interface ObjectVersion {
+  versionId: string;
+  /** A delete marker has no body. */
+  deleteMarker: boolean;
+  lastModified: string;
+  etag: string;
+  size: number;
+  /** The file holding the (encrypted-at-rest) body in the data directory's `s3/` folder; random. */
+  blobId?: string;
+  contentType?: string;
+  /** Other stored headers replayed on GET/HEAD (Content-Encoding, Cache-Control, x-amz-meta-*...). */
+  metadata: Record<string, string>;
+  checksums?: Record<string, string>;
+  sse: {
+    algorithm: "AES256" | "aws:kms";
+    /** SSE-KMS: the key's ARN, the wrapped data key (base64), the context S3 used. */
+    kmsKeyArn?: string;
+    encryptedDataKey?: string;
+    context?: Record<string, string>;
+    bucketKeyEnabled?: boolean;
+  };
+  tags: Tag[];
+}
+
+export interface BucketRecord {
+  name: string;
+  region: string;
+  creationDate: string;
+  /** Bucket policy text exactly as put. */
+  policy?: string;
+  publicAccessBlock?: PublicAccessBlock;
+  ownership: "BucketOwnerEnforced" | "BucketOwnerPreferred" | "ObjectWriter";
+  encryption?: EncryptionRule;
+  tags?: Tag[];
+  versioning?: "Enabled" | "Suspended";
+  /** Object key → its versions, newest last. */
+  objects: Record<string, ObjectVersion[]>;
+}
+
+export interface S3State {
+  buckets: Record<string, BucketRecord>;
+}
+
+export const emptyS3State = (): S3State => ({ buckets: {} });
