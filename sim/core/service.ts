@@ -44,6 +44,11 @@ export interface CallContext {
   secureTransport: boolean;
   /** Set when an AWS service calls on the requester's behalf, e.g. `s3.amazonaws.com` calling KMS. */
   viaService?: string;
+  /**
+   * Condition keys an AWS service adds when it acts for a resource of its own: CloudTrail writing a
+   * log file sets `aws:SourceArn` (the trail) and `aws:SourceAccount`.
+   */
+  serviceKeys?: ContextKeys;
   /** How the request was authenticated: S3 tells SigV4 from anonymous, and checks chunk signatures. */
   auth?: RequestAuth;
 }
@@ -70,5 +75,6 @@ export function globalContextKeys(ctx: CallContext): ContextKeys {
     "aws:RequestedRegion": ctx.region,
     "aws:UserAgent": ctx.userAgent,
     "aws:ViaAWSService": ctx.viaService !== undefined,
+    ...ctx.serviceKeys,
   };
 }
