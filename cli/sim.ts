@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { Account } from "../sim/account.js";
+import { Account, PROFILES } from "../sim/account.js";
 import { FaultInjector, FaultSpecError } from "../sim/faults.js";
 import { serve } from "../sim/server.js";
 import { Simulator } from "../sim/simulator.js";
@@ -69,7 +69,11 @@ export function registerSim(program: Command, globals: () => { simData?: string 
       'inject faults, e.g. "kms.Encrypt:throttle=0.2,5xx=0.05,latency=20;iam:throttle=0.1" (env KMSLAB_SIM_FAULTS)',
     )
     .option("--fault-seed <n>", "seed for fault injection (env KMSLAB_SIM_SEED)")
-    .option("--sim-profile <name>", "instant (default) or realistic (IAM propagation delays)", "instant")
+    .option(
+      "--sim-profile <name>",
+      "standard (CloudTrail about a second behind), instant (no delays) or realistic (AWS-like minutes, IAM propagation)",
+      "standard",
+    )
     .action(
       async (opts: {
         port: string;
@@ -79,8 +83,10 @@ export function registerSim(program: Command, globals: () => { simData?: string 
         simProfile: string;
       }) => {
         const port = parsePort(opts.port);
-        if (opts.simProfile !== "instant" && opts.simProfile !== "realistic")
-          throw new CliError(`--sim-profile must be "instant" or "realistic", not "${opts.simProfile}"`);
+        if (!Object.hasOwn(PROFILES, opts.simProfile))
+          throw new CliError(
+            `--sim-profile must be one of ${Object.keys(PROFILES).join(", ")}, not "${opts.simProfile}"`,
+          );
         const faults = faultsFrom(opts.faults, opts.faultSeed);
         const dir = simDataDir(globals().simData);
         const simulator = Simulator.open(dir, {
