@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { CreateRoleCommand, GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { CreateKeyCommand, EncryptCommand, KMSClient } from "@aws-sdk/client-kms";
+import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type * as SimLibrary from "../sim/index.js";
 
 // The built bundle, as users run it (`npm run bench` builds it first), not the sources through tsx.
@@ -8,12 +9,13 @@ const bundle = "../dist/index.js";
 const { Simulator, serve } = (await import(bundle)) as typeof SimLibrary;
 
 /**
- * What the simulator costs on top of the SDK itself, for KMS Encrypt and IAM GetRole:
+ * What the simulator costs on top of the SDK itself, for KMS Encrypt, S3 PutObject (1 KiB, SSE-KMS:
+ * S3 calls KMS GenerateDataKey on the requester's behalf and CloudTrail records it) and IAM GetRole:
  *   (a) a requestHandler that returns a canned response: the SDK's own cost, the floor;
  *   (b) the simulator in process (requestHandler): SigV4 check, policy evaluation, AES-GCM...;
  *   (c) `sim serve` over HTTP on loopback (server in this same process).
  * Rounds alternate a, b, c so that machine noise hits all three alike; the median round counts.
- * Target: (b)/(a) ≤ 1.5 for Encrypt.
+ * Targets: (b)/(a) ≤ 1.5 for Encrypt and for PutObject.
  */
 const CALLS = Number(process.env.BENCH_CALLS ?? 2000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -98,8 +100,50 @@ export async function run(): Promise<boolean> {
     () =>
       c.send(new GetRoleCommand({ RoleName: "bench-role" }));
 
+  const bucket = "bench-bucket";
+  const s3Sim = new S3Client({ ...sim.clientConfig(), forcePathStyle: true });
+  await s3Sim.send(new CreateBucketCommand({ Bucket: bucket }));
+  const s3Canned = new S3Client({
+    region,
+    credentials: creds,
+    forcePathStyle: true,
+    requestHandler: cannedHandler(
+      200,
+      {
+        etag: '"0a3f6c1e2b4d5f60718293a4b5c6d7e8"',
+        "x-amz-server-side-encryption": "aws:kms",
+        "x-amz-server-side-encryption-aws-kms-key-id": KeyMetadata!.Arn!,
+        "x-amz-checksum-crc32": "AAAAAA==",
+        "x-amz-request-id": "0123456789ABCDEF",
+      },
+      "",
+    ),
+  });
+  const s3Http = new S3Client({ region, credentials: creds, endpoint: server.url, forcePathStyle: true });
+  const kib = Buffer.alloc(1024, "k");
+  let n = 0;
+  const putObject =
+    (c: S3Client): Send =>
+    () =>
+      c.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: `objects/${n++ % 64}.txt`,
+          Body: kib,
+          ServerSideEncryption: "aws:kms",
+          SSEKMSKeyId: keyId,
+        }),
+      );
+
   const cases = [
     { name: "KMS Encrypt", a: encrypt(kmsCanned), b: encrypt(kmsSim), c: encrypt(kmsHttp), target: 1.5 },
+    {
+      name: "S3 PutObject",
+      a: putObject(s3Canned),
+      b: putObject(s3Sim),
+      c: putObject(s3Http),
+      target: 1.5,
+    },
     {
       name: "IAM GetRole",
       a: getRole(iamCanned),
