@@ -1,0 +1,126 @@
+import type { CallStep, Check, PollStep, ProbeStep, RequireStep, Service, StageId, Step } from "./dsl.js";
+
+/**
+ * Small builders that keep the stage modules readable. They only assemble data (dsl.ts); the
+ * expressions stay JSONata text that both engines evaluate.
+ */
+
+export const RUN_TAG = "kmslab:run";
+export const STAGE_TAG = "kmslab:stage";
+
+/** `{% ... %}` */
+export const x = (jsonata: string): string => `{% ${jsonata} %}`;
+
+const RAW = "\u0000jsonata:";
+
+/** Marks JSONata source inside a `lit()` object (a variable, a concatenation). */
+export const raw = (jsonata: string): string => RAW + jsonata;
+
+/**
+ * A JSON value written as JSONata source, with `raw()` parts spliced in: the policy documents are
+ * built this way and serialised with `$string()` where an API wants a string.
+ */
+export function lit(value: unknown): string {
+  if (typeof value === "string")
+    return value.startsWith(RAW) ? value.slice(RAW.length) : JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(lit).join(", ")}]`;
+  if (value !== null && typeof value === "object")
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${JSON.stringify(k)}: ${lit(v)}`)
+      .join(", ")}}`;
+  return JSON.stringify(value);
+}
+
+/** The tags every created resource carries, in each service's own shape. */
+export const tags = {
+  kms: (stage: StageId) => [
+    { TagKey: RUN_TAG, TagValue: x("$runId") },
+    { TagKey: STAGE_TAG, TagValue: stage },
+  ],
+  keyed: (stage: StageId) => [
+    { Key: RUN_TAG, Value: x("$runId") },
+    { Key: STAGE_TAG, Value: stage },
+  ],
+  /** S3's `x-amz-tagging` header form (URL query encoding). */
+  header: (stage: StageId) =>
+    x(
+      `"${encodeURIComponent(RUN_TAG)}=" & $encodeUrlComponent($runId) & "&${encodeURIComponent(STAGE_TAG)}=${stage}"`,
+    ),
+};
+
+/** The JSONata test "this tag list says the resource is this run's" (IAM, S3, CloudTrail shapes). */
+export const ownedBy = (tagList: string) => `$count(${tagList}[Key = "${RUN_TAG}" and Value = $runId]) > 0`;
+
+type CallExtras = Omit<CallStep, "kind" | "id" | "title" | "service" | "action" | "args">;
+
+export function call(
+  id: string,
+  title: string,
+  service: Service,
+  action: string,
+  args: Record<string, unknown>,
+  extras: CallExtras = {},
+): CallStep {
+  return { kind: "call", id, title, service, action, args, ...extras };
+}
+
+export function must(id: string, title: string, condition: string, message: string): RequireStep {
+  return { kind: "require", id, title, condition, message };
+}
+
+export function poll(
+  id: string,
+  title: string,
+  steps: (CallStep | ProbeStep)[],
+  options: Omit<PollStep, "kind" | "id" | "title" | "steps">,
+): PollStep {
+  return { kind: "poll", id, title, steps, ...options };
+}
+
+export function check(
+  id: string,
+  title: string,
+  points: number,
+  read: Step[],
+  score: string,
+  messages: { evidence: Record<string, string>; learner: string; author: string },
+): Check {
+  return { id, title, points, read, score, ...messages };
+}
+
+/** The role's ARN from the parameters (IAM ARNs are predictable). */
+export const ROLE_ARN = `"arn:aws:iam::" & $params.account & ":role/" & $params.keyUserRole`;
+export const TRAIL_ARN = `"arn:aws:cloudtrail:" & $params.region & ":" & $params.account & ":trail/" & $params.trailName`;
+export const OBJECT_ARN = `"arn:aws:s3:::" & $params.dataBucket & "/" & $params.objectKey`;
+export const bucketArn = (param: "logBucket" | "dataBucket") => `"arn:aws:s3:::" & $params.${param}`;
+
+/** CreateBucket's configuration: none in us-east-1 (AWS refuses it there), the Region elsewhere. */
+export const BUCKET_CONFIG = x(
+  `$params.region = "us-east-1" ? undefined : {"LocationConstraint": $params.region}`,
+);
+
+/**
+ * JSONata: whether the key policy `$policy` (parsed) has an Allow statement naming the key-user role
+ * with Decrypt and GenerateDataKey (directly or through `kms:*` / `kms:GenerateDataKey*`).
+ */
+export const POLICY_NAMES_ROLE = `(
+  $role := ${ROLE_ARN};
+  $grants := function($acts, $a) { $a in $acts or "kms:*" in $acts or ($a = "kms:GenerateDataKey" and "kms:GenerateDataKey*" in $acts) };
+  $count($policy.Statement[Effect = "Allow" and $role in $append([], Principal.AWS)
+    and $grants($append([], Action), "kms:Decrypt") and $grants($append([], Action), "kms:GenerateDataKey")]) > 0
+)`;
+
+/** JSONata: the policy `$p` with the key-user role taken out of every Allow statement naming it. */
+export const POLICY_WITHOUT_ROLE = `(
+  $role := ${ROLE_ARN};
+  $merge([$p, {"Statement": [$p.Statement.(
+    $principals := $append([], Principal.AWS);
+    (Effect = "Allow" and $role in $principals)
+      ? ($rest := $principals[$ != $role];
+         $count($rest) = 0 ? undefined : $merge([$, {"Principal": $merge([Principal, {"AWS": $count($rest) = 1 ? $rest[0] : $rest}])}]))
+      : $
+  )]}])
+)`;
+
+/** JSONata: the body the lab uploads, a function of the parameters alone (so grading can recompute it). */
+export const OBJECT_BODY = `"kmslab lab object\\naccount: " & $params.account & "\\nobject: " & $params.objectKey & "\\n"`;

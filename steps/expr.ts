@@ -1,0 +1,159 @@
+import { createHash, randomUUID } from "node:crypto";
+import jsonata from "jsonata";
+
+/**
+ * JSONata as AWS Step Functions evaluates it in `QueryLanguage: "JSONata"` states: a string value
+ * `{% expression %}` is an expression, anything else is a literal. The lab's stages write every
+ * computed value this way, so the local engine (here) and the exported state machine evaluate the
+ * same text with the same functions — Step Functions' extra functions ($partition, $range, $hash,
+ * $random, $uuid, $parse) are registered by hand, as the jsonata package lacks them.
+ */
+
+export type Bindings = Record<string, unknown>;
+
+export class ExpressionError extends Error {
+  constructor(
+    readonly expression: string,
+    message: string,
+  ) {
+    super(`JSONata expression ${expression}: ${message}`);
+  }
+}
+
+const EXPR = /^\{%([\s\S]*)%\}$/;
+const compiled = new Map<string, jsonata.Expression>();
+
+/** Whether a value is a `{% ... %}` expression. */
+export function isExpression(value: unknown): value is string {
+  return typeof value === "string" && EXPR.test(value);
+}
+
+/** The expression's text without the `{% %}` wrapper. */
+export function expressionBody(value: string): string {
+  return EXPR.exec(value)![1]!.trim();
+}
+
+function compile(body: string): jsonata.Expression {
+  let expression = compiled.get(body);
+  if (expression) return expression;
+  try {
+    expression = jsonata(body);
+  } catch (err) {
+    throw new ExpressionError(`{% ${body} %}`, (err as Error).message);
+  }
+  registerStatesFunctions(expression);
+  compiled.set(body, expression);
+  return expression;
+}
+
+/** Checks that an expression parses (stage definitions are checked once, at load). */
+export function checkExpression(value: string): void {
+  compile(expressionBody(value));
+}
+
+/** Evaluates one `{% %}` expression. Bindings become `$name` variables (`$params`, `$states`...). */
+export async function evaluate(value: string, bindings: Bindings): Promise<unknown> {
+  const body = expressionBody(value);
+  try {
+    return normalise(await compile(body).evaluate({}, bindings));
+  } catch (err) {
+    if (err instanceof ExpressionError) throw err;
+    throw new ExpressionError(value, (err as Error).message);
+  }
+}
+
+/**
+ * Renders a template as Step Functions renders `Arguments`, `Output` and `Assign`: every string
+ * that is a `{% %}` expression is replaced by its value, objects and arrays are walked, other values
+ * stay as they are. A field whose expression yields undefined is left out (as JSONata omits it).
+ */
+export async function render(template: unknown, bindings: Bindings): Promise<unknown> {
+  if (isExpression(template)) return evaluate(template, bindings);
+  if (Array.isArray(template)) return Promise.all(template.map((item) => render(item, bindings)));
+  if (template !== null && typeof template === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(template)) {
+      const value = await render(v, bindings);
+      if (value !== undefined) out[k] = value;
+    }
+    return out;
+  }
+  return template;
+}
+
+/** Every expression inside a template, for definition checks and the ASL export's validation. */
+export function expressionsIn(template: unknown): string[] {
+  if (isExpression(template)) return [template];
+  if (Array.isArray(template)) return template.flatMap(expressionsIn);
+  if (template !== null && typeof template === "object")
+    return Object.values(template).flatMap(expressionsIn);
+  return [];
+}
+
+/** JSONata returns arrays tagged with a `sequence` flag and may return frozen objects: plain JSON out. */
+function normalise(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(normalise);
+  if (value !== null && typeof value === "object" && !(value instanceof Uint8Array)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = normalise(v);
+    return out;
+  }
+  return value;
+}
+
+const HASHES: Record<string, string> = {
+  MD5: "md5",
+  "SHA-1": "sha1",
+  "SHA-256": "sha256",
+  "SHA-384": "sha384",
+  "SHA-512": "sha512",
+};
+
+/**
+ * Step Functions' JSONata functions beyond the standard library
+ * (https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html).
+ */
+export function registerStatesFunctions(expression: jsonata.Expression): void {
+  expression.registerFunction(
+    "partition",
+    (array: unknown[], size: number) => {
+      if (!Number.isInteger(size) || size < 1) throw new Error("$partition: size must be a positive integer");
+      const out: unknown[][] = [];
+      for (let i = 0; i < array.length; i += size) out.push(array.slice(i, i + size));
+      return out;
+    },
+    "<an:a>",
+  );
+  expression.registerFunction(
+    "range",
+    (start: number, end: number, step: number) => {
+      if (step === 0) throw new Error("$range: step must not be 0");
+      const out: number[] = [];
+      for (let i = start; step > 0 ? i <= end : i >= end; i += step) out.push(i);
+      return out;
+    },
+    "<nnn:a>",
+  );
+  expression.registerFunction(
+    "hash",
+    (data: string, algorithm: string) => {
+      const alg = HASHES[algorithm];
+      if (!alg) throw new Error(`$hash: algorithm must be one of ${Object.keys(HASHES).join(", ")}`);
+      return createHash(alg).update(data, "utf8").digest("hex");
+    },
+    "<ss:s>",
+  );
+  expression.registerFunction("random", () => Math.random(), "<n?:n>");
+  expression.registerFunction("uuid", () => randomUUID(), "<:s>");
+  expression.registerFunction(
+    "parse",
+    (text: string) => {
+      try {
+        return JSON.parse(text);
+      } catch (err) {
+        throw new Error(`$parse: ${(err as Error).message}`);
+      }
+    },
+    "<s:x>",
+  );
+}

@@ -1,0 +1,312 @@
+import { call, check, must, POLICY_NAMES_ROLE, POLICY_WITHOUT_ROLE, poll, ROLE_ARN, x } from "../build.js";
+import type { CallStep, StageDef } from "../dsl.js";
+import { describeKeyByAlias } from "./sse-kms-upload.js";
+
+/**
+ * Stage 6 (lab.md): the key policy alone decides the key user's access. As the key-user role the
+ * object downloads; with the role taken out of the key policy it no longer does (S3: 403 with KMS's
+ * denial; KMS Decrypt: AccessDeniedException); with the role put back it does again. Each change is
+ * polled until it has propagated. The role has no KMS permission in IAM (stage 1), else removing it
+ * from the key policy would change nothing (aws-subset §7, the stage 6 trap) — the precondition
+ * checks that.
+ */
+const ID = "key-user-access";
+
+const getAsKeyUser = (id: string, variable: string, expectDenied = false): CallStep =>
+  call(
+    id,
+    "GET the object as the key user",
+    "s3",
+    "GetObject",
+    {
+      Bucket: x("$params.dataBucket"),
+      Key: x("$params.objectKey"),
+    },
+    expectDenied
+      ? { as: "keyUser", expectError: { errors: ["AccessDenied"], assign: { [variable]: x("true") } } }
+      : {
+          as: "keyUser",
+          tolerate: ["AccessDenied"],
+          assign: { [variable]: x(`$type($states.result.Body) = "string"`) },
+        },
+  );
+
+const decryptAsKeyUser = (id: string, variable: string, expectDenied = false): CallStep =>
+  call(
+    id,
+    "decrypt as the key user",
+    "kms",
+    "Decrypt",
+    { CiphertextBlob: x("$probeBlob") },
+    expectDenied
+      ? {
+          as: "keyUser",
+          expectError: { errors: ["AccessDeniedException"], assign: { [variable]: x("true") } },
+        }
+      : { as: "keyUser", tolerate: ["AccessDeniedException"], assign: { [variable]: x("true") } },
+  );
+
+const readKeyPolicy = call(
+  "policy",
+  "read the key policy",
+  "kms",
+  "GetKeyPolicy",
+  {
+    KeyId: x("$key.KeyId"),
+    PolicyName: "default",
+  },
+  {
+    when: `$type($key) = "object"`,
+    assign: { startPolicy: x("$states.result.Policy"), policy: x("$parse($states.result.Policy)") },
+  },
+);
+
+const lookupSequence: CallStep[] = [
+  call(
+    "lookupPuts",
+    "look up PutKeyPolicy events",
+    "cloudtrail",
+    "LookupEvents",
+    {
+      LookupAttributes: [{ AttributeKey: "EventName", AttributeValue: "PutKeyPolicy" }],
+      MaxResults: 50,
+    },
+    {
+      assign: {
+        puts: x(
+          `[$states.result.Events.$parse(CloudTrailEvent)[$key.Arn in resources.ARN and $not($exists(errorCode))]]`,
+        ),
+      },
+    },
+  ),
+  call(
+    "lookupDenials",
+    "look up the key user's Decrypt events",
+    "cloudtrail",
+    "LookupEvents",
+    {
+      LookupAttributes: [{ AttributeKey: "EventName", AttributeValue: "Decrypt" }],
+      MaxResults: 50,
+    },
+    {
+      assign: {
+        denials: x(
+          `[$states.result.Events.$parse(CloudTrailEvent)[$exists(errorCode) and userIdentity.sessionContext.sessionIssuer.arn = ${ROLE_ARN}]]`,
+        ),
+      },
+    },
+  ),
+];
+
+/**
+ * JSONata: points for the sequence in CloudTrail — a PutKeyPolicy without the role (4), then a
+ * denied KMS call by the role (3), then a PutKeyPolicy with it (3).
+ */
+const SEQUENCE = `(
+  $namesRole := function($text) { ($policy := $parse($text); ${POLICY_NAMES_ROLE}) };
+  $without := $puts[$not($namesRole(requestParameters.policy))];
+  $with := $puts[$namesRole(requestParameters.policy)];
+  $removedAt := $min($without.$toMillis(eventTime));
+  $deniedAt := $min($denials[$toMillis(eventTime) >= $removedAt].$toMillis(eventTime));
+  ($count($without) > 0 ? 4 : 0)
+    + ($exists($deniedAt) ? 3 : 0)
+    + ($count($with[$toMillis(eventTime) >= $deniedAt]) > 0 ? 3 : 0)
+)`;
+
+export const keyUserAccess: StageDef = {
+  id: ID,
+  title: "removing the key user from the key policy takes effect",
+  points: 20,
+  dependsOn: ["create-key", "sse-kms-upload"],
+  precondition: [
+    describeKeyByAlias,
+    must(
+      "keyEnabled",
+      "the key is enabled",
+      `$key.KeyState = "Enabled"`,
+      `"no enabled key answers to " & $params.keyAlias`,
+    ),
+    call(
+      "role",
+      "look for the key-user role",
+      "iam",
+      "GetRole",
+      { RoleName: x("$params.keyUserRole") },
+      {
+        tolerate: ["NoSuchEntity"],
+        assign: { roleThere: x("true") },
+      },
+    ),
+    must(
+      "roleExists",
+      "the key-user role exists",
+      "$roleThere = true",
+      `"there is no role " & $params.keyUserRole & " (stage 1 makes it)"`,
+    ),
+    call(
+      "head",
+      "look for the object",
+      "s3",
+      "HeadObject",
+      {
+        Bucket: x("$params.dataBucket"),
+        Key: x("$params.objectKey"),
+      },
+      { tolerate: ["NotFound", "NoSuchKey", "NoSuchBucket"], assign: { objectThere: x("true") } },
+    ),
+    must(
+      "objectExists",
+      "the object exists",
+      "$objectThere = true",
+      `"the object " & $params.objectKey & " is not in " & $params.dataBucket & " (stage 3 uploads it)"`,
+    ),
+    call(
+      "attached",
+      "list the role's managed policies",
+      "iam",
+      "ListAttachedRolePolicies",
+      {
+        RoleName: x("$params.keyUserRole"),
+      },
+      { assign: { attached: x("$states.result.AttachedPolicies") } },
+    ),
+    call(
+      "inline",
+      "list the role's inline policies",
+      "iam",
+      "ListRolePolicies",
+      { RoleName: x("$params.keyUserRole") },
+      {
+        assign: { inline: x("$states.result.PolicyNames") },
+      },
+    ),
+    call(
+      "labPolicy",
+      "read the role's lab policy",
+      "iam",
+      "GetRolePolicy",
+      {
+        RoleName: x("$params.keyUserRole"),
+        PolicyName: "kmslab-read-lab-data",
+      },
+      {
+        tolerate: ["NoSuchEntity"],
+        assign: { labPolicy: x("$decodeUrlComponent($states.result.PolicyDocument)") },
+      },
+    ),
+    must(
+      "noIamPath",
+      "the role has no IAM path to the key",
+      `$count($attached) = 0 and $count($inline[$ != "kmslab-read-lab-data"]) = 0 and $not($contains($string($labPolicy), "kms:"))`,
+      `"the role " & $params.keyUserRole & " has IAM policies besides the lab's (or KMS permissions in it): removing it from the key policy would not revoke its access"`,
+    ),
+    readKeyPolicy,
+    must(
+      "policyNamesRole",
+      "the key policy names the role",
+      POLICY_NAMES_ROLE,
+      `"the key policy of " & $params.keyAlias & " has no key-users statement naming " & $params.keyUserRole`,
+    ),
+  ],
+  run: [
+    call(
+      "probeBlob",
+      "encrypt a probe for the key user to decrypt",
+      "kms",
+      "Encrypt",
+      {
+        KeyId: x("$key.Arn"),
+        Plaintext: x(`$base64encode("kmslab key-user probe")`),
+      },
+      { assign: { probeBlob: x("$states.result.CiphertextBlob") } },
+    ),
+    poll("before", "as the key user, read the object", [getAsKeyUser("getBefore", "readBefore")], {
+      until: "$readBefore = true",
+      intervalSeconds: "2",
+      budgetSeconds: "$params.propagationWaitSeconds",
+      waitingFor: "the key user's access (IAM propagation)",
+    }),
+    call(
+      "removeUser",
+      "take the key user out of the key policy",
+      "kms",
+      "PutKeyPolicy",
+      {
+        KeyId: x("$key.KeyId"),
+        PolicyName: "default",
+        Policy: x(`($p := $parse($startPolicy); $string(${POLICY_WITHOUT_ROLE}))`),
+      },
+      {
+        effect: {
+          undo: [
+            call("putBack", "put the key policy back as the stage found it", "kms", "PutKeyPolicy", {
+              KeyId: x("$key.KeyId"),
+              PolicyName: "default",
+              Policy: x("$startPolicy"),
+            }),
+          ],
+        },
+      },
+    ),
+    poll(
+      "denied",
+      "as the key user, see access fail",
+      [getAsKeyUser("getDenied", "s3Denied", true), decryptAsKeyUser("decryptDenied", "kmsDenied", true)],
+      {
+        until: "$s3Denied = true and $kmsDenied = true",
+        intervalSeconds: "2",
+        budgetSeconds: "$params.propagationWaitSeconds",
+        waitingFor: "the key policy change to take effect",
+      },
+    ),
+    call("restoreUser", "put the key user back into the key policy", "kms", "PutKeyPolicy", {
+      KeyId: x("$key.KeyId"),
+      PolicyName: "default",
+      Policy: x("$startPolicy"),
+    }),
+    poll(
+      "after",
+      "as the key user, see access work again",
+      [getAsKeyUser("getAfter", "readAfter"), decryptAsKeyUser("decryptAfter", "decryptAfter")],
+      {
+        until: "$readAfter = true and $decryptAfter = true",
+        intervalSeconds: "2",
+        budgetSeconds: "$params.propagationWaitSeconds",
+        waitingFor: "the key policy change to take effect",
+      },
+    ),
+    poll("trail", "wait until CloudTrail shows the sequence", lookupSequence, {
+      until: `${SEQUENCE} = 10`,
+      intervalSeconds: "$params.pollSeconds",
+      budgetSeconds: "$params.trailWaitSeconds",
+      waitingFor: "CloudTrail's event history (LookupEvents)",
+    }),
+  ],
+  verify: [
+    check(
+      "restored",
+      "the key policy names the key user again and the key user can read the object",
+      10,
+      [describeKeyByAlias, readKeyPolicy, getAsKeyUser("getNow", "readNow")],
+      `(${POLICY_NAMES_ROLE} ? 5 : 0) + ($readNow = true ? 5 : 0)`,
+      {
+        evidence: { roleArn: ROLE_ARN, keyUserCanRead: "$readNow = true" },
+        learner: `$not(${POLICY_NAMES_ROLE}) ? "Put " & $params.keyUserRole & " back into the key policy's key-users statement (Decrypt, GenerateDataKey)."
+          : "The key policy names " & $params.keyUserRole & " but it still cannot read " & $params.objectKey & ": check its s3:GetObject permission."`,
+        author: `"policy names role: " & (${POLICY_NAMES_ROLE} ? "yes" : "no") & ", role can read: " & ($readNow = true ? "yes" : "no")`,
+      },
+    ),
+    check(
+      "sequence",
+      "CloudTrail shows the key user removed, denied, then restored",
+      10,
+      [describeKeyByAlias, ...lookupSequence],
+      SEQUENCE,
+      {
+        evidence: { putKeyPolicyEvents: "$puts.eventID", deniedEvents: "$denials.eventID" },
+        learner: `"CloudTrail should show a PutKeyPolicy without " & $params.keyUserRole & ", then a denied Decrypt by it, then a PutKeyPolicy with it again; events can take several minutes to appear."`,
+        author: `"PutKeyPolicy events: " & $string($count($puts)) & ", denied calls by the role: " & $string($count($denials))`,
+      },
+    ),
+  ],
+};

@@ -1,0 +1,108 @@
+import { call, check, must, x } from "../build.js";
+import type { ProbeStep, StageDef } from "../dsl.js";
+import { bucketPrivate } from "./buckets.js";
+
+/**
+ * Stage 4 (lab.md): an anonymous request for the object is refused (403 AccessDenied, S3's XML
+ * error), a SigV4-signed one returns it. Step Functions signs every aws-sdk call, so the export
+ * replaces the anonymous GET with the bucket's public-access settings and says so.
+ */
+const ID = "public-access-denied";
+
+const head = call(
+  "head",
+  "read the object's metadata",
+  "s3",
+  "HeadObject",
+  {
+    Bucket: x("$params.dataBucket"),
+    Key: x("$params.objectKey"),
+  },
+  { tolerate: ["NotFound", "NoSuchKey", "NoSuchBucket", "Forbidden"], assign: { head: x("$states.result") } },
+);
+
+const unsignedGet = (id: string): ProbeStep => ({
+  kind: "probe",
+  id,
+  title: "GET the object's URL without signing",
+  probe: "unsignedGet",
+  args: { Bucket: x("$params.dataBucket"), Key: x("$params.objectKey"), Region: x("$params.region") },
+  assign: { anonStatus: x("$states.result.status"), anonCode: x("$states.result.code") },
+  asl: {
+    comment:
+      "Step Functions signs every AWS SDK call and cannot send an anonymous request: this checks the bucket's Block Public Access and policy status instead (the local engine sends the unsigned GET).",
+    replacement: [
+      call(
+        `${id}Pab`,
+        "read Block Public Access",
+        "s3",
+        "GetPublicAccessBlock",
+        { Bucket: x("$params.dataBucket") },
+        {
+          tolerate: ["NoSuchPublicAccessBlockConfiguration"],
+          assign: { pab: x("$states.result.PublicAccessBlockConfiguration") },
+        },
+      ),
+    ],
+  },
+});
+
+const signedGet = call(
+  "signedGet",
+  "GET the object with a SigV4-signed request",
+  "s3",
+  "GetObject",
+  {
+    Bucket: x("$params.dataBucket"),
+    Key: x("$params.objectKey"),
+  },
+  { tolerate: ["AccessDenied", "NoSuchKey", "NoSuchBucket"], assign: { body: x("$states.result.Body") } },
+);
+
+export const publicAccessDenied: StageDef = {
+  id: ID,
+  title: "public requests fail, signed ones work",
+  points: 15,
+  dependsOn: ["sse-kms-upload"],
+  precondition: [
+    head,
+    must(
+      "objectExists",
+      "the object exists",
+      `$type($head) = "object"`,
+      `"the object " & $params.objectKey & " is not in " & $params.dataBucket & " (stage 3 uploads it)"`,
+    ),
+  ],
+  run: [unsignedGet("unsigned"), signedGet],
+  verify: [
+    check(
+      "unsigned-denied",
+      "an unsigned GET of the object is refused with 403 AccessDenied",
+      7,
+      [unsignedGet("unsigned")],
+      `$anonStatus = 403 and $anonCode = "AccessDenied" ? 7 : 0`,
+      {
+        evidence: { status: "$anonStatus", code: "$anonCode" },
+        learner: `$anonStatus = 200 ? "Anyone can download " & $params.objectKey & " without credentials: remove the public grant and turn Block Public Access on."
+          : "An unsigned GET should get 403 AccessDenied; it got " & $string($anonStatus) & " " & $string($anonCode) & "."`,
+        author: `"unsigned GET → " & $string($anonStatus) & " " & $string($anonCode)`,
+      },
+    ),
+    check(
+      "signed-works",
+      "a signed GET returns the uploaded body",
+      5,
+      [head, signedGet],
+      `$type($body) = "string" and ($type($head.Metadata.sha256) = "string" ? $hash($body, "SHA-256") = $head.Metadata.sha256 : true) ? 5 : 0`,
+      {
+        evidence: {
+          bodySha256: `$type($body) = "string" ? $hash($body, "SHA-256") : null`,
+          uploadedSha256: "$head.Metadata.sha256",
+        },
+        learner: `$type($body) != "string" ? "A signed GET of " & $params.objectKey & " failed: you (the caller) need s3:GetObject and kms:Decrypt." : "The body downloaded differs from the one uploaded."`,
+        author: `"signed GET " & ($type($body) = "string" ? "returned " & $string($length($body)) & " characters" : "failed")`,
+      },
+    ),
+    bucketPrivate("dataBucket", 3),
+  ],
+};

@@ -1,0 +1,162 @@
+import { call, check, must, OBJECT_ARN, poll, x } from "../build.js";
+import type { CallStep, ProbeStep, StageDef } from "../dsl.js";
+import { describeKeyByAlias } from "./sse-kms-upload.js";
+
+/**
+ * Stage 5 (lab.md): CloudTrail saw the key being used for the object — the GenerateDataKey of the
+ * upload and the Decrypt of the signed download, each with the object's ARN as encryption context —
+ * in LookupEvents and in a log file delivered into the log bucket. CloudTrail takes minutes on AWS:
+ * the run polls within a budget (an absolute deadline, so a resumed run keeps what is left of it),
+ * no faster than CloudTrail's 2 LookupEvents per second.
+ */
+const ID = "trail-key-usage";
+
+/** JSONata: the events of one name whose encryption context names the lab's object. */
+const forObject = (source: string) =>
+  `[${source}[requestParameters.encryptionContext."aws:s3:arn" = ${OBJECT_ARN} and $not($exists(errorCode))]]`;
+
+const lookup = (eventName: "GenerateDataKey" | "Decrypt", variable: string): CallStep =>
+  call(
+    `lookup${eventName}`,
+    `look up ${eventName} events`,
+    "cloudtrail",
+    "LookupEvents",
+    {
+      LookupAttributes: [{ AttributeKey: "EventName", AttributeValue: eventName }],
+      MaxResults: 50,
+    },
+    { assign: { [variable]: x(forObject("$states.result.Events.$parse(CloudTrailEvent)")) } },
+  );
+
+const readLogFiles: ProbeStep = {
+  kind: "probe",
+  id: "logFiles",
+  title: "read the log files CloudTrail delivered",
+  probe: "readLogFiles",
+  args: {
+    Bucket: x("$params.logBucket"),
+    Prefix: x(`"AWSLogs/" & $params.account & "/CloudTrail/" & $params.region & "/"`),
+  },
+  assign: {
+    logFiles: x("$states.result.files"),
+    logRecords: x(forObject(`$states.result.records[eventSource = "kms.amazonaws.com"]`)),
+  },
+  asl: {
+    comment:
+      "Step Functions cannot gunzip a delivered log file: this counts the files under the trail's prefix instead (the local engine reads them).",
+    replacement: [
+      call(
+        "logFilesList",
+        "list the delivered log files",
+        "s3",
+        "ListObjectsV2",
+        {
+          Bucket: x("$params.logBucket"),
+          Prefix: x(`"AWSLogs/" & $params.account & "/CloudTrail/" & $params.region & "/"`),
+        },
+        { assign: { logFiles: x("$states.result.KeyCount") } },
+      ),
+    ],
+  },
+};
+
+const usedWithKey = (events: string, points: number) =>
+  `($count(${events}[$key.Arn in resources.ARN]) > 0 ? ${points} : 0)`;
+const inLog = (name: string, points: number) =>
+  `($count($logRecords[eventName = "${name}"]) > 0 ? ${points} : 0)`;
+
+export const trailKeyUsage: StageDef = {
+  id: ID,
+  title: "CloudTrail saw the key being used",
+  points: 20,
+  dependsOn: ["trail-to-bucket", "sse-kms-upload", "public-access-denied"],
+  precondition: [
+    call(
+      "status",
+      "read the trail's status",
+      "cloudtrail",
+      "GetTrailStatus",
+      { Name: x("$params.trailName") },
+      {
+        tolerate: ["TrailNotFoundException"],
+        assign: { isLogging: x("$states.result.IsLogging") },
+      },
+    ),
+    must(
+      "logging",
+      "the trail is logging",
+      "$isLogging = true",
+      `"the trail " & $params.trailName & " is not logging (stage 2 starts it)"`,
+    ),
+    call(
+      "head",
+      "look for the object",
+      "s3",
+      "HeadObject",
+      {
+        Bucket: x("$params.dataBucket"),
+        Key: x("$params.objectKey"),
+      },
+      { tolerate: ["NotFound", "NoSuchKey", "NoSuchBucket"], assign: { objectThere: x("true") } },
+    ),
+    must(
+      "objectExists",
+      "the object exists",
+      "$objectThere = true",
+      `"the object " & $params.objectKey & " is not in " & $params.dataBucket & " (stage 3 uploads it)"`,
+    ),
+  ],
+  run: [
+    poll(
+      "events",
+      "wait until LookupEvents shows the upload's and the download's use of the key",
+      [lookup("GenerateDataKey", "generated"), lookup("Decrypt", "decrypted")],
+      {
+        until: "$count($generated) > 0 and $count($decrypted) > 0",
+        intervalSeconds: "$params.pollSeconds",
+        budgetSeconds: "$params.trailWaitSeconds",
+        waitingFor: "CloudTrail's event history (LookupEvents)",
+      },
+    ),
+    poll("delivery", "wait until a delivered log file holds both events", [readLogFiles], {
+      until: `"GenerateDataKey" in $logRecords.eventName and "Decrypt" in $logRecords.eventName`,
+      intervalSeconds: "$params.pollSeconds",
+      budgetSeconds: "$params.trailWaitSeconds",
+      waitingFor: "CloudTrail to deliver a log file",
+    }),
+  ],
+  verify: [
+    check(
+      "lookup-events",
+      "LookupEvents shows GenerateDataKey and Decrypt on the key with the object's ARN as context",
+      12,
+      [describeKeyByAlias, lookup("GenerateDataKey", "generated"), lookup("Decrypt", "decrypted")],
+      `${usedWithKey("$generated", 6)} + ${usedWithKey("$decrypted", 6)}`,
+      {
+        evidence: {
+          keyArn: "$key.Arn",
+          generateDataKeyEvents: "$generated.eventID",
+          decryptEvents: "$decrypted.eventID",
+        },
+        learner: `"CloudTrail's event history should show " & $join([
+          $count($generated[$key.Arn in resources.ARN]) = 0 ? "a GenerateDataKey (the SSE-KMS upload)" : (),
+          $count($decrypted[$key.Arn in resources.ARN]) = 0 ? "a Decrypt (the signed download)" : ()
+        ], " and ") & " on " & $params.keyAlias & " with encryption context aws:s3:arn = " & ${OBJECT_ARN} & "; events can take several minutes to appear."`,
+        author: `"GenerateDataKey events: " & $string($count($generated)) & ", Decrypt events: " & $string($count($decrypted))`,
+      },
+    ),
+    check(
+      "log-file",
+      "a delivered log file holds both events",
+      8,
+      [readLogFiles],
+      `${inLog("GenerateDataKey", 4)} + ${inLog("Decrypt", 4)}`,
+      {
+        evidence: { logFiles: "$logFiles", events: "$logRecords.eventID" },
+        learner: `$logFiles = 0 ? "No log file has been delivered into " & $params.logBucket & " yet: is the trail logging, and does the bucket policy let CloudTrail write?"
+          : "The delivered log files do not yet hold both the GenerateDataKey and the Decrypt for the object; CloudTrail delivers about every 5 minutes."`,
+        author: `"log files: " & $string($logFiles) & ", matching records: " & $string($count($logRecords))`,
+      },
+    ),
+  ],
+};

@@ -1,0 +1,143 @@
+import { describe, expect, it } from "vitest";
+import { OBJECT_BODY, POLICY_NAMES_ROLE, POLICY_WITHOUT_ROLE } from "../steps/build.js";
+import { ExpressionError, evaluate, render } from "../steps/expr.js";
+import { ParamsError, parseParams, resolveParams } from "../steps/params.js";
+import { STAGES, validateRegistry } from "../steps/registry.js";
+import { KEY_POLICY } from "../steps/stages/create-key.js";
+
+const params = resolveParams(parseParams({}), "123456789012");
+const bindings = { params, runId: "run-1", adminArn: "arn:aws:iam::123456789012:user/admin" };
+const roleArn = "arn:aws:iam::123456789012:role/kmslab-key-user";
+
+describe("the stage registry", () => {
+  it("is consistent: 100 points, dependencies in order, every expression parses", () => {
+    expect(validateRegistry()).toEqual([]);
+    expect(STAGES.map((s) => s.id)).toEqual([
+      "create-key",
+      "trail-to-bucket",
+      "sse-kms-upload",
+      "public-access-denied",
+      "trail-key-usage",
+      "key-user-access",
+    ]);
+  });
+
+  it("reports a stage whose points do not add up and a broken expression", () => {
+    const broken = STAGES.map((s) =>
+      s.id === "create-key"
+        ? { ...s, points: 16, verify: [{ ...s.verify[0]!, score: "$key.Enabled ? (" }, ...s.verify.slice(1)] }
+        : s,
+    );
+    const problems = validateRegistry(broken);
+    expect(problems).toContain("stage points add up to 101, not 100");
+    expect(problems.some((p) => p.startsWith("create-key.key: JSONata expression"))).toBe(true);
+  });
+});
+
+describe("JSONata as Step Functions evaluates it", () => {
+  it("renders templates: expressions replaced, literals kept, undefined fields left out", async () => {
+    const out = await render(
+      {
+        Bucket: "{% $params.dataBucket %}",
+        Fixed: 7,
+        Config: "{% undefined %}",
+        List: ["{% $runId %}", "x"],
+      },
+      bindings,
+    );
+    expect(out).toEqual({ Bucket: "kmslab-data-123456789012-us-east-1", Fixed: 7, List: ["run-1", "x"] });
+  });
+
+  it("has Step Functions' extra functions", async () => {
+    expect(await evaluate('{% $hash("abc", "SHA-256") %}', {})).toBe(
+      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    );
+    expect(await evaluate("{% $partition([1,2,3,4,5], 2) %}", {})).toEqual([[1, 2], [3, 4], [5]]);
+    expect(await evaluate("{% $range(0, 10, 5) %}", {})).toEqual([0, 5, 10]);
+    expect(await evaluate("{% $parse('{\"a\":[1]}').a %}", {})).toEqual([1]);
+    expect(await evaluate("{% $uuid() %}", {})).toMatch(/^[0-9a-f-]{36}$/);
+    await expect(evaluate('{% $hash("abc", "CRC") %}', {})).rejects.toThrow(ExpressionError);
+  });
+
+  it("builds the console-style key policy with the caller as administrator and the role as key user", async () => {
+    const policy = JSON.parse((await evaluate(`{% $string(${KEY_POLICY}) %}`, bindings)) as string);
+    expect(policy.Statement.map((s: { Principal: { AWS: string } }) => s.Principal.AWS)).toEqual([
+      "arn:aws:iam::123456789012:root",
+      "arn:aws:iam::123456789012:user/admin",
+      roleArn,
+    ]);
+    expect(
+      await evaluate(`{% ($policy := $parse($string(${KEY_POLICY})); ${POLICY_NAMES_ROLE}) %}`, bindings),
+    ).toBe(true);
+  });
+
+  it("takes the role out of the key policy, and only the role", async () => {
+    const start = {
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Sid: "root",
+          Effect: "Allow",
+          Principal: { AWS: "arn:aws:iam::123456789012:root" },
+          Action: "kms:*",
+          Resource: "*",
+        },
+        {
+          Sid: "users",
+          Effect: "Allow",
+          Principal: { AWS: roleArn },
+          Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
+          Resource: "*",
+        },
+        {
+          Sid: "shared",
+          Effect: "Allow",
+          Principal: { AWS: [roleArn, "arn:aws:iam::123456789012:user/other"] },
+          Action: "kms:Decrypt",
+          Resource: "*",
+        },
+      ],
+    };
+    const without = (await evaluate(`{% ($p := $parse($start); ${POLICY_WITHOUT_ROLE}) %}`, {
+      ...bindings,
+      start: JSON.stringify(start),
+    })) as typeof start;
+    expect(without.Statement.map((s) => s.Sid)).toEqual(["root", "shared"]);
+    expect(without.Statement[1]!.Principal).toEqual({ AWS: "arn:aws:iam::123456789012:user/other" });
+    const names = (policy: unknown) => evaluate(`{% ${POLICY_NAMES_ROLE} %}`, { ...bindings, policy });
+    expect(await names(start)).toBe(true);
+    expect(await names(without)).toBe(false);
+  });
+
+  it("computes the object's body from the parameters alone", async () => {
+    expect(await evaluate(`{% ${OBJECT_BODY} %}`, bindings)).toBe(
+      "kmslab lab object\naccount: 123456789012\nobject: reports/secret-report.txt\n",
+    );
+  });
+});
+
+describe("lab parameters", () => {
+  it("fills in defaults, the account's bucket names and the suffix", () => {
+    const p = resolveParams(parseParams({ suffix: "-alice", region: "eu-west-1" }), "123456789012");
+    expect(p).toMatchObject({
+      keyAlias: "alias/myFirstKey-alice",
+      keyUserRole: "kmslab-key-user-alice",
+      trailName: "kmslab-trail-alice",
+      logBucket: "kmslab-trail-123456789012-eu-west-1-alice",
+      dataBucket: "kmslab-data-123456789012-eu-west-1-alice",
+      objectKey: "reports/secret-report.txt",
+    });
+  });
+
+  it("refuses bad values and unknown parameters, naming each", () => {
+    expect(() => parseParams({ keyAlias: "myKey", colour: "red" })).toThrow(ParamsError);
+    expect(() => parseParams({ keyAlias: "myKey", colour: "red" })).toThrow(
+      /keyAlias: must look like alias.*; unknown parameter colour/,
+    );
+    expect(() => parseParams({ keyAlias: "alias/aws/s3" })).toThrow(/reserved/);
+    expect(() => parseParams({ objectKey: "../x" })).toThrow(/relative object key/);
+    expect(() => resolveParams(parseParams({ dataBucket: "Bad_Bucket" }), "123456789012")).toThrow(
+      /dataBucket "Bad_Bucket" is not a valid S3 bucket name/,
+    );
+  });
+});
