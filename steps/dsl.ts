@@ -57,6 +57,11 @@ export interface CallStep {
   expectError?: { errors: string[]; assign?: Record<string, string> };
   /** Errors that count as success (NotFound when deleting something already gone). */
   tolerate?: string[];
+  /**
+   * The variables this call assigns hold what must never reach disk (an object's plaintext body):
+   * the engine keeps them in memory only.
+   */
+  sensitive?: true;
   /** JSONata: the call is made only when this holds (ASL: a Choice around the Task). */
   when?: string;
   /**

@@ -1,0 +1,199 @@
+import * as cloudtrail from "@aws-sdk/client-cloudtrail";
+import * as iam from "@aws-sdk/client-iam";
+import * as kms from "@aws-sdk/client-kms";
+import * as s3 from "@aws-sdk/client-s3";
+import * as sts from "@aws-sdk/client-sts";
+import type { Service } from "../steps/dsl.js";
+
+/**
+ * The AWS side of the engine: SDK clients for the lab's five services, built from one base
+ * configuration (real AWS through the standard credential chain, an endpoint, or the embedded
+ * simulator's in-process requestHandler — the engine cannot tell them apart), calls made by
+ * operation name as the stage definitions name them, and their results made JSON-safe, as Step
+ * Functions' aws-sdk integrations return them (blobs as base64, times as ISO strings, S3 bodies as
+ * text).
+ */
+
+export interface Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+  expiration?: Date;
+}
+
+/** What every client is built from; the CLI fills it for the chosen target. */
+export interface ClientBase {
+  region: string;
+  endpoint?: string;
+  credentials?: Credentials | (() => Promise<Credentials>);
+  /** The embedded simulator's in-process handler (sim target). */
+  requestHandler?: unknown;
+  /** An AWS CLI profile name (aws target). */
+  profile?: string;
+}
+
+interface SdkClient {
+  send(command: unknown): Promise<Record<string, unknown>>;
+  destroy(): void;
+}
+
+type Module = Record<string, unknown>;
+
+const MODULES: Record<Service, { module: Module; client: string }> = {
+  sts: { module: sts as Module, client: "STSClient" },
+  iam: { module: iam as Module, client: "IAMClient" },
+  kms: { module: kms as Module, client: "KMSClient" },
+  s3: { module: s3 as Module, client: "S3Client" },
+  cloudtrail: { module: cloudtrail as Module, client: "CloudTrailClient" },
+};
+
+/** Whether an operation exists in the SDK (the ASL export's structural check uses this too). */
+export function hasOperation(service: Service, action: string): boolean {
+  return typeof MODULES[service].module[`${action}Command`] === "function";
+}
+
+/** Members that are blobs in the SDK but travel as base64 text in definitions (as in ASL). */
+const BLOB_INPUTS: Partial<Record<string, string[]>> = {
+  "kms.Decrypt": ["CiphertextBlob"],
+  "kms.Encrypt": ["Plaintext"],
+  "kms.ReEncrypt": ["CiphertextBlob"],
+};
+
+/** An AWS error as the engine reasons about it. */
+export class AwsError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number | undefined,
+    readonly service: Service,
+    readonly action: string,
+  ) {
+    super(message);
+    this.name = "AwsError";
+  }
+
+  /** Throttling and server errors: worth retrying with backoff. */
+  get transient(): boolean {
+    return TRANSIENT.has(this.code) || (this.status !== undefined && this.status >= 500);
+  }
+}
+
+const TRANSIENT = new Set([
+  "Throttling",
+  "ThrottlingException",
+  "ThrottledException",
+  "TooManyRequestsException",
+  "RequestLimitExceeded",
+  "SlowDown",
+  "RequestThrottled",
+  "ServiceUnavailable",
+  "InternalError",
+  "InternalFailure",
+  "ServiceFailure",
+  "KMSInternalException",
+  "TimeoutError",
+  "RequestTimeout",
+]);
+
+export class Clients {
+  private readonly cache = new Map<string, SdkClient>();
+
+  constructor(
+    readonly base: ClientBase,
+    /** Extra config per client (tests: none; unsigned probes: a no-op signer). */
+    private readonly extra: Record<string, unknown> = {},
+  ) {}
+
+  /** A client for the service, with the base credentials or the given ones. */
+  client(service: Service, credentials?: Credentials, variant = ""): SdkClient {
+    const key = `${service}:${credentials?.accessKeyId ?? ""}:${variant}`;
+    let client = this.cache.get(key);
+    if (client) return client;
+    const { module, client: name } = MODULES[service];
+    const Ctor = module[name] as new (config: Record<string, unknown>) => SdkClient;
+    const config: Record<string, unknown> = {
+      region: this.base.region,
+      // The engine retries throttling and 5xx itself (backoff with jitter, journaled, mirrored in ASL).
+      maxAttempts: 1,
+      ...this.extra,
+    };
+    if (this.base.endpoint) config.endpoint = this.base.endpoint;
+    if (this.base.requestHandler) config.requestHandler = this.base.requestHandler;
+    if (this.base.profile) config.profile = this.base.profile;
+    const creds = credentials ?? this.base.credentials;
+    if (creds) config.credentials = creds;
+    if (service === "s3" && (this.base.endpoint || this.base.requestHandler)) config.forcePathStyle = true;
+    if (variant === "unsigned") {
+      config.signer = { sign: async (request: unknown) => request };
+      config.credentials = { accessKeyId: "", secretAccessKey: "" };
+    }
+    client = new Ctor(config);
+    this.cache.set(key, client);
+    return client;
+  }
+
+  /**
+   * One call by operation name. The input is JSON as definitions write it; the result is JSON as
+   * Step Functions would hand it over. Errors come out as AwsError.
+   */
+  async call(
+    service: Service,
+    action: string,
+    input: Record<string, unknown>,
+    options: { credentials?: Credentials; unsigned?: boolean } = {},
+  ): Promise<Record<string, unknown>> {
+    const Command = MODULES[service].module[`${action}Command`] as
+      | (new (
+          input: Record<string, unknown>,
+        ) => unknown)
+      | undefined;
+    if (!Command) throw new Error(`the AWS SDK has no ${service} operation ${action}`);
+    const args = { ...input };
+    for (const member of BLOB_INPUTS[`${service}.${action}`] ?? [])
+      if (typeof args[member] === "string") args[member] = Buffer.from(args[member] as string, "base64");
+    const client = this.client(service, options.credentials, options.unsigned ? "unsigned" : "");
+    let output: Record<string, unknown>;
+    try {
+      output = await client.send(new Command(args));
+    } catch (err) {
+      throw toAwsError(err, service, action);
+    }
+    return (await jsonSafe(output)) as Record<string, unknown>;
+  }
+
+  destroy(): void {
+    for (const client of this.cache.values()) client.destroy();
+    this.cache.clear();
+  }
+}
+
+export function toAwsError(err: unknown, service: Service, action: string): AwsError {
+  if (err instanceof AwsError) return err;
+  const e = err as {
+    name?: string;
+    Code?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const code = e.Code ?? e.name ?? "Error";
+  return new AwsError(code, e.message ?? String(err), e.$metadata?.httpStatusCode, service, action);
+}
+
+/** Blobs → base64, Dates → ISO strings, S3 bodies → text; `$metadata` dropped. */
+async function jsonSafe(value: unknown, top = true): Promise<unknown> {
+  if (value === null || value === undefined) return value;
+  if (value instanceof Date) return value.toISOString();
+  if (value instanceof Uint8Array) return Buffer.from(value).toString("base64");
+  if (Array.isArray(value)) return Promise.all(value.map((v) => jsonSafe(v, false)));
+  if (typeof value === "object") {
+    const body = value as { transformToString?: () => Promise<string> };
+    if (typeof body.transformToString === "function") return body.transformToString();
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      if (top && k === "$metadata") continue;
+      out[k] = await jsonSafe(v, false);
+    }
+    return out;
+  }
+  return value;
+}

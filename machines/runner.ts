@@ -1,0 +1,472 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { gunzipSync } from "node:zlib";
+import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import type { CallStep, Check, PollStep, ProbeStep, Service, Step } from "../steps/dsl.js";
+import { type Bindings, evaluate, render } from "../steps/expr.js";
+import type { ResolvedParams } from "../steps/params.js";
+import { AwsError, type Clients, type Credentials, toAwsError } from "./aws.js";
+
+/**
+ * Executes stage steps against AWS (or the simulator) through the SDK: the local engine's half of
+ * "one definition, two engines". Calls that change the account are journaled — intent before,
+ * result after — and on a resumed run an effect the journal shows done is not repeated: its
+ * variables are restored from the journal and the run goes on (reads are always repeated; they
+ * change nothing). An intent without a result (a crash mid-call) is resolved by looking at the
+ * account: the call's "already exists" error, or for keys a search by the run's tag.
+ */
+
+/** How the engine tells the outside world what happens (checkpoints, progress). */
+export interface RunnerHooks {
+  /** Before an effect's call: must be durable before the call is sent. */
+  intent(entry: EffectRecord): Promise<void>;
+  /** After an effect's call succeeded (or was found done). */
+  done(entry: EffectRecord & { resourceArn?: string; assigned: Bindings }): Promise<void>;
+  /** A journaled effect of this stage attempt, if any (resume). */
+  recorded(stepId: string): { phase: "intent" | "done"; assigned?: Bindings } | undefined;
+  /** Polls keep their deadline here so a resumed wait keeps what is left of its budget. */
+  deadline(key: string, fallbackMs: number): Promise<number>;
+  progress?(event: ProgressEvent): void;
+  /** Checked between steps and while waiting: true stops the run (Ctrl-C). */
+  stopping?(): boolean;
+  now?(): number;
+  /** Sleeps (tests and the simulator's clock may shorten waits). */
+  sleep?(ms: number): Promise<void>;
+}
+
+export interface EffectRecord {
+  stageId: string;
+  stepId: string;
+  service: string;
+  action: string;
+}
+
+export type ProgressEvent =
+  | { kind: "step"; stageId: string; stepId: string; title: string }
+  | { kind: "waiting"; stageId: string; stepId: string; waitingFor: string; remainingMs: number }
+  | { kind: "retry"; stageId: string; stepId: string; code: string; attempt: number; delayMs: number };
+
+/** A precondition does not hold: the stage is blocked, not failed. */
+export class BlockedError extends Error {
+  override readonly name = "BlockedError";
+}
+
+/** A step failed: the stage fails and rolls back. */
+export class StepError extends Error {
+  override readonly name = "StepError";
+  constructor(
+    readonly stepId: string,
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The run was asked to stop (SIGINT): state is checkpointed, the stage resumes later. */
+export class StoppedError extends Error {
+  override readonly name = "StoppedError";
+}
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  baseMs: number;
+  maxDelayMs: number;
+}
+
+/** Throttling and 5xx: exponential backoff with full jitter (ASL: the same Retry, JitterStrategy FULL). */
+export const TRANSIENT_RETRY: RetryPolicy = { maxAttempts: 8, baseMs: 200, maxDelayMs: 10_000 };
+
+export class StageRunner {
+  private keyUser?: { credentials: Credentials; expires: number };
+  readonly vars: Bindings;
+  private readonly sensitive = new Set<string>();
+
+  constructor(
+    private readonly clients: Clients,
+    private readonly params: ResolvedParams,
+    private readonly runId: string,
+    private readonly stageId: string,
+    private readonly hooks: RunnerHooks,
+    vars: Bindings = {},
+    private readonly retryPolicy: RetryPolicy = TRANSIENT_RETRY,
+  ) {
+    this.vars = { ...vars };
+  }
+
+  /** The variables that may be checkpointed: all but those sensitive steps assigned. */
+  persistableVars(): Bindings {
+    const out: Bindings = {};
+    for (const [k, v] of Object.entries(this.vars)) if (!this.sensitive.has(k)) out[k] = v;
+    return out;
+  }
+
+  private bindings(extra: Bindings = {}): Bindings {
+    return { ...this.vars, params: this.params, runId: this.runId, ...extra };
+  }
+
+  private now(): number {
+    return this.hooks.now?.() ?? Date.now();
+  }
+
+  private wait(ms: number): Promise<void> {
+    return this.hooks.sleep ? this.hooks.sleep(ms) : sleep(ms);
+  }
+
+  async runSteps(steps: readonly Step[], journal: boolean): Promise<void> {
+    for (const step of steps) {
+      if (this.hooks.stopping?.()) throw new StoppedError("stopped");
+      this.hooks.progress?.({ kind: "step", stageId: this.stageId, stepId: step.id, title: step.title });
+      switch (step.kind) {
+        case "call":
+          await this.runCall(step, journal);
+          break;
+        case "require":
+          if ((await evaluate(`{% ${step.condition} %}`, this.bindings())) !== true)
+            throw new BlockedError(String(await evaluate(`{% ${step.message} %}`, this.bindings())));
+          break;
+        case "probe":
+          await this.runProbe(step);
+          break;
+        case "poll":
+          await this.runPoll(step);
+          break;
+      }
+    }
+  }
+
+  /** A check: its reads, then its score, evidence and messages. Never changes the account. */
+  async runCheck(c: Check): Promise<CheckResult> {
+    let error: string | undefined;
+    try {
+      await this.runSteps(c.read, false);
+    } catch (err) {
+      if (err instanceof StoppedError) throw err;
+      error = (err as Error).message;
+    }
+    const b = this.bindings();
+    const score = error ? 0 : Number(await evaluate(`{% ${c.score} %}`, b).catch(() => 0));
+    const points = Number.isFinite(score) ? Math.max(0, Math.min(c.points, score)) : 0;
+    const evidence: Record<string, unknown> = {};
+    for (const [k, expr] of Object.entries(c.evidence)) {
+      evidence[k] = await evaluate(`{% ${expr} %}`, b).catch(() => undefined);
+    }
+    const message = async (expr: string) =>
+      String((await evaluate(`{% ${expr} %}`, b).catch((e: Error) => `(${e.message})`)) ?? "");
+    return {
+      id: c.id,
+      title: c.title,
+      points,
+      maxPoints: c.points,
+      evidence,
+      learner: points < c.points ? (error ?? (await message(c.learner))) : undefined,
+      author: points < c.points ? (error ?? (await message(c.author))) : undefined,
+    };
+  }
+
+  private async assign(
+    assign: Record<string, string> | undefined,
+    states: Bindings | undefined,
+  ): Promise<Bindings> {
+    const out: Bindings = {};
+    if (!assign) return out;
+    for (const [name, template] of Object.entries(assign)) {
+      // A call that was skipped or whose error was tolerated leaves its variables null (as ASL's Catch assigns them).
+      out[name] = states === undefined ? null : ((await render(template, this.bindings({ states }))) ?? null);
+    }
+    Object.assign(this.vars, out);
+    return out;
+  }
+
+  private async runCall(step: CallStep, journal: boolean): Promise<void> {
+    if (step.sensitive) for (const name of Object.keys(step.assign ?? {})) this.sensitive.add(name);
+    if (step.when !== undefined && (await evaluate(`{% ${step.when} %}`, this.bindings())) !== true) {
+      await this.assign(step.assign, undefined);
+      return;
+    }
+    const effect = journal && step.effect !== undefined;
+    const record: EffectRecord = {
+      stageId: this.stageId,
+      stepId: step.id,
+      service: step.service,
+      action: step.action,
+    };
+    let recovering = false;
+    if (effect) {
+      const seen = this.hooks.recorded(step.id);
+      if (seen?.phase === "done") {
+        Object.assign(this.vars, seen.assigned ?? {});
+        return;
+      }
+      recovering = seen?.phase === "intent";
+      if (!recovering) await this.hooks.intent(record);
+    }
+    if (recovering && step.action === "CreateKey") {
+      // CreateKey has no name to collide with: the key a crash left behind is found by the run's tags.
+      const keyId = await this.findTaggedKey();
+      if (keyId) {
+        const result = await this.aws("kms", "DescribeKey", { KeyId: keyId });
+        await this.finishEffect(step, record, await this.assign(step.assign, { result }));
+        return;
+      }
+    }
+    const args = (await render(step.args, this.bindings())) as Record<string, unknown>;
+    let result: Record<string, unknown>;
+    try {
+      result = await this.send(step, args);
+    } catch (err) {
+      if (!(err instanceof AwsError)) throw err;
+      if (step.expectError?.errors.includes(err.code)) {
+        await this.assign(step.expectError.assign, { errorOutput: { Error: err.code, Cause: err.message } });
+        return;
+      }
+      if (step.tolerate?.includes(err.code)) {
+        await this.assign(step.assign, undefined);
+        return;
+      }
+      const exists = step.effect?.exists;
+      if (exists?.errors.includes(err.code)) {
+        await this.runSteps(exists.read, false);
+        const owned = (await evaluate(`{% ${exists.owned} %}`, this.bindings())) === true;
+        // After an intent without a result the precondition had found the name free: what is there now is ours.
+        if (!owned && !recovering)
+          throw new StepError(
+            step.id,
+            `${step.title}: it already exists and was not made by this run (${err.code})`,
+            err.code,
+          );
+        await this.finishEffect(step, record, {});
+        return;
+      }
+      throw new StepError(step.id, `${step.title}: ${err.code}: ${err.message}`, err.code);
+    }
+    if (step.expectError) {
+      await this.assign(step.expectError.assign, undefined);
+      return;
+    }
+    const assigned = await this.assign(step.assign, { result });
+    if (effect) await this.finishEffect(step, record, assigned);
+  }
+
+  /** The key this run's stage created, by its tags (ListKeys, then ListResourceTags per key). */
+  private async findTaggedKey(): Promise<string | undefined> {
+    let marker: string | undefined;
+    do {
+      const page = await this.aws("kms", "ListKeys", marker ? { Marker: marker } : {});
+      for (const k of (page.Keys as { KeyId: string }[] | undefined) ?? []) {
+        const tags = await this.aws("kms", "ListResourceTags", { KeyId: k.KeyId }).catch((err: unknown) =>
+          err instanceof AwsError ? { Tags: [] } : Promise.reject(err),
+        );
+        const list = (tags.Tags as { TagKey: string; TagValue: string }[] | undefined) ?? [];
+        const has = (key: string, value: string) =>
+          list.some((t) => t.TagKey === key && t.TagValue === value);
+        if (has("kmslab:run", this.runId) && has("kmslab:stage", this.stageId)) return k.KeyId;
+      }
+      marker = page.Truncated ? (page.NextMarker as string) : undefined;
+    } while (marker);
+    return undefined;
+  }
+
+  private async finishEffect(step: CallStep, record: EffectRecord, assigned: Bindings): Promise<void> {
+    if (!step.effect) return;
+    const arnExpr = step.effect.resource?.arn;
+    const resourceArn = arnExpr ? String(await evaluate(`{% ${arnExpr} %}`, this.bindings())) : undefined;
+    const keep: Bindings = {};
+    for (const name of Object.keys(step.assign ?? {})) keep[name] = this.vars[name];
+    await this.hooks.done({
+      ...record,
+      ...(resourceArn ? { resourceArn } : {}),
+      assigned: { ...keep, ...assigned },
+    });
+  }
+
+  /** One call with the engine's retries: transient errors always, the step's own "not yet" errors within budget. */
+  private async send(step: CallStep, args: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const started = this.now();
+    const budgetMs = step.retry
+      ? Number(await evaluate(`{% ${step.retry.budgetSeconds} %}`, this.bindings())) * 1000
+      : 0;
+    const notYet = (err: AwsError) =>
+      step.retry?.errors.includes(err.code) === true && this.now() - started < budgetMs;
+    return this.retrying(
+      step.id,
+      async () => {
+        const credentials = step.as === "keyUser" ? await this.keyUserCredentials() : undefined;
+        return this.clients.call(step.service, step.action, args, credentials ? { credentials } : {});
+      },
+      notYet,
+    );
+  }
+
+  /** Runs `fn`, retrying throttling and 5xx (and what `notYet` accepts) with backoff and full jitter. */
+  private async retrying<T>(
+    stepId: string,
+    fn: () => Promise<T>,
+    notYet: (err: AwsError) => boolean = () => false,
+  ): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(err instanceof AwsError)) throw err;
+        if (!notYet(err) && !(err.transient && attempt < this.retryPolicy.maxAttempts)) throw err;
+        const delayMs = this.backoff(attempt);
+        this.hooks.progress?.({
+          kind: "retry",
+          stageId: this.stageId,
+          stepId,
+          code: err.code,
+          attempt,
+          delayMs,
+        });
+        if (this.hooks.stopping?.()) throw new StoppedError("stopped");
+        await this.wait(delayMs);
+      }
+    }
+  }
+
+  private aws(
+    service: Service,
+    action: string,
+    input: Record<string, unknown>,
+    options: { unsigned?: boolean } = {},
+  ) {
+    return this.retrying(`${service}.${action}`, () => this.clients.call(service, action, input, options));
+  }
+
+  private backoff(attempt: number): number {
+    const cap = Math.min(this.retryPolicy.maxDelayMs, this.retryPolicy.baseMs * 2 ** (attempt - 1));
+    return Math.floor(Math.random() * cap) + 1;
+  }
+
+  /** The key-user role's session (AssumeRole), renewed before it expires; a new role may need IAM to catch up. */
+  private async keyUserCredentials(): Promise<Credentials> {
+    if (this.keyUser && this.keyUser.expires - this.now() > 60_000) return this.keyUser.credentials;
+    const roleArn = `arn:aws:iam::${this.params.account}:role/${this.params.keyUserRole}`;
+    const deadline = this.now() + this.params.propagationWaitSeconds * 1000;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const out = await this.clients.call("sts", "AssumeRole", {
+          RoleArn: roleArn,
+          RoleSessionName: "kmslab-key-user",
+          DurationSeconds: 900,
+        });
+        const c = out.Credentials as {
+          AccessKeyId: string;
+          SecretAccessKey: string;
+          SessionToken: string;
+          Expiration: string;
+        };
+        const credentials = {
+          accessKeyId: c.AccessKeyId,
+          secretAccessKey: c.SecretAccessKey,
+          sessionToken: c.SessionToken,
+        };
+        this.keyUser = { credentials, expires: Date.parse(c.Expiration) };
+        return credentials;
+      } catch (err) {
+        if (!(err instanceof AwsError)) throw err;
+        if (!(err.transient || err.code === "AccessDenied") || this.now() > deadline) throw err;
+        await this.wait(this.backoff(attempt));
+      }
+    }
+  }
+
+  private async runProbe(step: ProbeStep): Promise<void> {
+    const args = (await render(step.args, this.bindings())) as Record<string, string>;
+    const result =
+      step.probe === "unsignedGet" ? await this.unsignedGet(args) : await this.readLogFiles(args);
+    await this.assign(step.assign, { result });
+  }
+
+  /** An anonymous GET of the object: the SDK's request with signing switched off. */
+  private async unsignedGet(args: Record<string, string>): Promise<Bindings> {
+    try {
+      const body = await this.aws(
+        "s3",
+        "GetObject",
+        { Bucket: args.Bucket, Key: args.Key },
+        { unsigned: true },
+      );
+      return { status: 200, code: null, bodyLength: String(body.Body ?? "").length };
+    } catch (err) {
+      if (!(err instanceof AwsError)) throw err;
+      return { status: err.status ?? 0, code: err.code };
+    }
+  }
+
+  /** The newest delivered CloudTrail log files under a prefix, gunzipped: their records. */
+  private async readLogFiles(args: Record<string, string>): Promise<Bindings> {
+    const s3 = this.clients.client("s3");
+    const keys: { key: string; modified: number }[] = [];
+    let token: string | undefined;
+    do {
+      const page = (await this.retrying("logFiles", () =>
+        s3
+          .send(
+            new ListObjectsV2Command({ Bucket: args.Bucket, Prefix: args.Prefix, ContinuationToken: token }),
+          )
+          .catch((err: unknown) => Promise.reject(toAwsError(err, "s3", "ListObjectsV2"))),
+      )) as { Contents?: { Key?: string; LastModified?: Date }[]; NextContinuationToken?: string };
+      for (const o of page.Contents ?? [])
+        if (o.Key?.endsWith(".json.gz")) keys.push({ key: o.Key, modified: o.LastModified?.getTime() ?? 0 });
+      token = page.NextContinuationToken;
+    } while (token);
+    keys.sort((a, b) => b.modified - a.modified);
+    const records: unknown[] = [];
+    for (const { key } of keys.slice(0, 50)) {
+      const bytes = await this.retrying("logFiles", async () => {
+        try {
+          const out = (await s3.send(new GetObjectCommand({ Bucket: args.Bucket, Key: key }))) as {
+            Body?: { transformToByteArray(): Promise<Uint8Array> };
+          };
+          return await out.Body!.transformToByteArray();
+        } catch (err) {
+          throw toAwsError(err, "s3", "GetObject");
+        }
+      });
+      try {
+        records.push(
+          ...((JSON.parse(gunzipSync(bytes).toString("utf8")) as { Records?: unknown[] }).Records ?? []),
+        );
+      } catch {
+        // Not a CloudTrail log file (someone else's object under the prefix): not ours to judge.
+      }
+    }
+    return { files: keys.length, records };
+  }
+
+  private async runPoll(step: PollStep): Promise<void> {
+    const budgetMs = Number(await evaluate(`{% ${step.budgetSeconds} %}`, this.bindings())) * 1000;
+    const intervalMs = Number(await evaluate(`{% ${step.intervalSeconds} %}`, this.bindings())) * 1000;
+    const deadline = await this.hooks.deadline(`${this.stageId}.${step.id}`, this.now() + budgetMs);
+    for (;;) {
+      await this.runSteps(step.steps, false);
+      if ((await evaluate(`{% ${step.until} %}`, this.bindings())) === true) return;
+      const remainingMs = deadline - this.now();
+      if (remainingMs <= 0)
+        throw new StepError(
+          step.id,
+          `${step.title}: gave up waiting for ${step.waitingFor} after ${Math.round(budgetMs / 1000)} s`,
+        );
+      this.hooks.progress?.({
+        kind: "waiting",
+        stageId: this.stageId,
+        stepId: step.id,
+        waitingFor: step.waitingFor,
+        remainingMs,
+      });
+      if (this.hooks.stopping?.()) throw new StoppedError("stopped");
+      await this.wait(Math.min(intervalMs, remainingMs));
+    }
+  }
+}
+
+export interface CheckResult {
+  id: string;
+  title: string;
+  points: number;
+  maxPoints: number;
+  evidence: Record<string, unknown>;
+  learner?: string;
+  author?: string;
+}
