@@ -35,11 +35,18 @@ export interface StageExecutor {
 }
 
 export interface LabContext {
+  /** Stages that passed in an earlier attempt of this run; they are not run again. */
+  passed: StageId[];
   stages: Record<string, { status: StageStatus; reason?: string }>;
 }
 
 interface StageInput {
   stageId: StageId;
+}
+
+/** A run continued after some stages failed or were blocked: the stages that passed stay passed. */
+export interface LabInput {
+  passed?: StageId[];
 }
 
 /** Bumped when the machine's shape changes: a snapshot of another shape is not restored. */
@@ -71,6 +78,7 @@ export function buildLabMachine(stages: readonly StageDef[], executor: StageExec
   return setup({
     types: {
       context: {} as LabContext,
+      input: {} as LabInput,
     },
     actors: {
       checkPrecondition: actor(({ stageId }) => executor.precondition(stageId)),
@@ -81,6 +89,7 @@ export function buildLabMachine(stages: readonly StageDef[], executor: StageExec
       ),
     },
     guards: {
+      alreadyPassed: ({ context }, params: StageInput) => context.passed.includes(params.stageId),
       dependenciesPassed: ({ context }, params: StageInput) =>
         byId.get(params.stageId)!.dependsOn.every((d) => status(context, d) === "passed"),
       dependencyNotPassed: ({ context }, params: StageInput) =>
@@ -115,9 +124,15 @@ export function buildLabMachine(stages: readonly StageDef[], executor: StageExec
   }).createMachine({
     id: "kmslab",
     type: "parallel",
-    context: {
-      stages: Object.fromEntries(stages.map((s) => [s.id, { status: "waiting" as StageStatus }])),
-    },
+    context: ({ input }) => ({
+      passed: input?.passed ?? [],
+      stages: Object.fromEntries(
+        stages.map((s) => [
+          s.id,
+          { status: (input?.passed?.includes(s.id) ? "passed" : "waiting") as StageStatus },
+        ]),
+      ),
+    }),
     states: Object.fromEntries(
       stages.map((s) => {
         const p = { stageId: s.id };
@@ -132,6 +147,7 @@ export function buildLabMachine(stages: readonly StageDef[], executor: StageExec
             states: {
               waiting: {
                 always: [
+                  { guard: { type: "alreadyPassed" as const, params: p }, target: "passed" },
                   { guard: { type: "dependencyNotPassed" as const, params: p }, ...to("blocked", "blocked") },
                   {
                     guard: { type: "dependenciesPassed" as const, params: p },

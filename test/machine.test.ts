@@ -40,8 +40,8 @@ function scripted(script: Script = {}) {
   return { executor, log, maxParallel: () => maxParallel };
 }
 
-async function runToEnd(executor: StageExecutor) {
-  const actor = createActor(buildLabMachine(STAGES, executor)).start();
+async function runToEnd(executor: StageExecutor, passed: StageId[] = []) {
+  const actor = createActor(buildLabMachine(STAGES, executor), { input: { passed } }).start();
   const done = await waitFor(actor, (s) => s.status === "done", { timeout: 10_000 });
   return done.context.stages;
 }
@@ -89,6 +89,14 @@ describe("the lab machine", () => {
     });
   });
 
+  it("continues a run: stages that passed before are not run again", async () => {
+    const { executor, log } = scripted();
+    const stages = await runToEnd(executor, ["create-key", "trail-to-bucket"]);
+    expect(Object.values(stages).map((s) => s.status)).toEqual(Array(6).fill("passed"));
+    expect(log.filter((l) => l.endsWith(":create-key") || l.endsWith(":trail-to-bucket"))).toEqual([]);
+    expect(log).toContain("run:sse-kms-upload");
+  });
+
   it("fails a stage whose verification falls short", async () => {
     const { executor } = scripted({ "public-access-denied": { points: 7 } });
     const stages = await runToEnd(executor);
@@ -106,7 +114,7 @@ describe("the lab machine", () => {
         return first.executor.run(id);
       },
     };
-    const actor = createActor(buildLabMachine(STAGES, stopping)).start();
+    const actor = createActor(buildLabMachine(STAGES, stopping), { input: {} }).start();
     await waitFor(
       actor,
       (s) =>
@@ -118,7 +126,10 @@ describe("the lab machine", () => {
 
     stop = false;
     const second = scripted();
-    const resumed = createActor(buildLabMachine(STAGES, second.executor), { snapshot: persisted }).start();
+    const resumed = createActor(buildLabMachine(STAGES, second.executor), {
+      snapshot: persisted,
+      input: {},
+    }).start();
     const done = await waitFor(resumed, (s) => s.status === "done", { timeout: 10_000 });
     expect(Object.values(done.context.stages).map((s) => s.status)).toEqual(Array(6).fill("passed"));
     // Only the stage in flight and those after it ran again.
