@@ -1,16 +1,7 @@
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from "node:fs";
-import { hostname } from "node:os";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { z } from "zod";
+import { LockFile, type LockInfo, writeAtomic } from "../lib/files.js";
 import type { AccountState } from "./account.js";
 
 /**
@@ -37,22 +28,9 @@ export class DataDirLockedError extends Error {
 
 export class DataDirInvalidError extends Error {}
 
-export interface LockInfo {
-  pid: number;
-  host: string;
-  command: string;
-  startedAt: string;
-  /** Where `kmslab sim serve` answers, while it holds the directory. */
-  endpoint?: string;
-}
-
-const lockSchema = z.object({
-  pid: z.number().int(),
-  host: z.string(),
-  command: z.string(),
-  startedAt: z.string(),
-  endpoint: z.string().optional(),
-});
+// Re-exported: the CLI and sim's users name the holder through this type.
+export type { LockInfo } from "../lib/files.js";
+export { writeAtomic } from "../lib/files.js";
 
 const accountSchema = z.object({
   formatVersion: z.number().int(),
@@ -64,10 +42,11 @@ const accountSchema = z.object({
 
 export class DataDir {
   readonly dir: string;
-  private lockFd: number | undefined;
+  private readonly lockFile: LockFile;
 
   constructor(dir: string) {
     this.dir = resolve(dir);
+    this.lockFile = new LockFile(join(this.dir, LOCK_FILE));
   }
 
   get accountPath(): string {
@@ -75,7 +54,7 @@ export class DataDir {
   }
 
   get lockPath(): string {
-    return join(this.dir, LOCK_FILE);
+    return this.lockFile.path;
   }
 
   /**
@@ -84,57 +63,26 @@ export class DataDir {
    */
   lock(command: string): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const info: LockInfo = {
-      pid: process.pid,
-      host: hostname(),
-      command,
-      startedAt: new Date().toISOString(),
-    };
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        const fd = openSync(this.lockPath, "wx", 0o600);
-        writeSync(fd, JSON.stringify(info));
-        fsyncSync(fd);
-        this.lockFd = fd;
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      }
-      const holder = this.readLock();
-      if (holder && (holder.host !== info.host || isAlive(holder.pid)))
-        throw new DataDirLockedError(this.dir, holder);
-      rmSync(this.lockPath, { force: true }); // stale: its process is gone
-    }
-    throw new DataDirLockedError(this.dir, this.readLock() ?? { ...info, pid: -1, command: "unknown" });
+    const holder = this.lockFile.tryAcquire(command);
+    if (holder) throw new DataDirLockedError(this.dir, holder);
   }
 
   /** Adds what other processes may want to know about the holder (its endpoint) to our lock. */
   annotateLock(extra: Pick<LockInfo, "endpoint">): void {
-    const current = this.readLock();
-    if (this.lockFd === undefined || !current || current.pid !== process.pid) return;
-    writeAtomic(this.lockPath, JSON.stringify({ ...current, ...extra }));
+    this.lockFile.annotate(extra);
   }
 
   /** The live process holding this directory, if any (a lock left by a dead process is not one). */
   holder(): LockInfo | undefined {
-    const lock = this.readLock();
-    if (!lock) return undefined;
-    return lock.host !== hostname() || isAlive(lock.pid) ? lock : undefined;
+    return this.lockFile.holder();
   }
 
   unlock(): void {
-    if (this.lockFd === undefined) return;
-    closeSync(this.lockFd);
-    this.lockFd = undefined;
-    rmSync(this.lockPath, { force: true });
+    this.lockFile.release();
   }
 
   readLock(): LockInfo | undefined {
-    try {
-      return lockSchema.parse(JSON.parse(readFileSync(this.lockPath, "utf8")));
-    } catch {
-      return undefined;
-    }
+    return this.lockFile.read();
   }
 
   /** The saved account, undefined when there is none yet; throws DataDirInvalidError when unreadable. */
@@ -168,33 +116,5 @@ export class DataDir {
   /** Atomic replace: a crash leaves either the old or the new file, never a torn one. */
   save(state: AccountState): void {
     writeAtomic(this.accountPath, JSON.stringify(state));
-  }
-}
-
-export function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, "w", 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  try {
-    const dirFd = openSync(resolve(path, ".."), "r");
-    fsyncSync(dirFd);
-    closeSync(dirFd);
-  } catch {
-    // Some file systems refuse fsync on directories; the rename is still atomic.
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
