@@ -1,0 +1,114 @@
+import { STSClient } from "@aws-sdk/client-sts";
+import type { ClientBase } from "../machines/aws.js";
+import { Account } from "../sim/account.js";
+import { Simulator } from "../sim/simulator.js";
+import { DataDir, DataDirLockedError } from "../sim/store.js";
+import { simDataDir } from "./sim.js";
+
+/**
+ * Where the lab runs: the embedded simulated account (the default), an AWS-compatible endpoint
+ * (`--endpoint-url`), or real AWS (`--target aws`, `--profile`). AWS's own environment variables
+ * (AWS_PROFILE, AWS_REGION, AWS_ACCESS_KEY_ID...) apply to the endpoint and AWS targets; the
+ * simulator never needs them. A simulator data directory that `kmslab sim serve` holds is reached
+ * through that server, so a lab and an AWS CLI session can share one account.
+ */
+export type TargetKind = "sim" | "endpoint" | "aws";
+
+export interface TargetOptions {
+  target?: string;
+  endpointUrl?: string;
+  profile?: string;
+  region?: string;
+  simData?: string;
+}
+
+export interface Target {
+  kind: TargetKind;
+  region: string;
+  endpoint?: string;
+  base: ClientBase;
+  /** What the progress display and the state file say about it. */
+  description: string;
+  simulator?: Simulator;
+  close(): void;
+}
+
+export class TargetError extends Error {}
+
+export async function openTarget(options: TargetOptions, command: string): Promise<Target> {
+  const kind = targetKind(options);
+  if (kind === "sim") return openSim(options, command);
+  const region = options.region ?? (await regionFromChain(options.profile));
+  const base: ClientBase = { region };
+  if (options.profile) base.profile = options.profile;
+  const endpoint = options.endpointUrl ?? (kind === "endpoint" ? process.env.AWS_ENDPOINT_URL : undefined);
+  if (endpoint) base.endpoint = endpoint;
+  return {
+    kind,
+    region,
+    ...(endpoint ? { endpoint } : {}),
+    base,
+    description: endpoint
+      ? `endpoint ${endpoint}`
+      : `AWS${options.profile ? ` (profile ${options.profile})` : ""}`,
+    close() {},
+  };
+}
+
+function targetKind(options: TargetOptions): TargetKind {
+  const t = options.target;
+  if (t !== undefined && t !== "sim" && t !== "aws")
+    throw new TargetError(`--target must be "sim" or "aws", not "${t}"`);
+  if (options.endpointUrl) {
+    if (t === "sim") throw new TargetError("--endpoint-url and --target sim contradict each other");
+    return "endpoint";
+  }
+  if (t === "aws" || options.profile) return "aws";
+  return "sim";
+}
+
+/** The Region the SDK's default chain finds: AWS_REGION, AWS_DEFAULT_REGION, the profile's config. */
+async function regionFromChain(profile: string | undefined): Promise<string> {
+  const client = new STSClient(profile ? { profile } : {});
+  try {
+    return await client.config.region();
+  } catch {
+    throw new TargetError(
+      "no AWS Region is set: pass --region, set AWS_REGION, or give the profile a region in ~/.aws/config",
+    );
+  } finally {
+    client.destroy();
+  }
+}
+
+function openSim(options: TargetOptions, command: string): Target {
+  const dir = simDataDir(options.simData);
+  const region = options.region ?? "us-east-1";
+  try {
+    const simulator = Simulator.open(dir, { command, profile: "standard" });
+    return {
+      kind: "sim",
+      region,
+      base: { ...simulator.clientConfig({ region }), region },
+      description: `the embedded simulator (${dir})`,
+      simulator,
+      close: () => simulator.close(),
+    };
+  } catch (err) {
+    // `kmslab sim serve` holds the account: use it over HTTP, with the account's own credentials.
+    const endpoint = err instanceof DataDirLockedError ? err.holder.endpoint : undefined;
+    if (!endpoint) throw err;
+    const store = new DataDir(dir);
+    const state = store.load();
+    if (!state) throw err;
+    const credentials = new Account(state).iam.adminCredentials();
+    return {
+      kind: "sim",
+      region,
+      endpoint,
+      base: { region, endpoint, credentials },
+      description: `the simulator served at ${endpoint} (${dir})`,
+      close() {},
+    };
+  }
+}
