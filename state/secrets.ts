@@ -38,9 +38,12 @@ function isSecretString(s: string): boolean {
   return looksLikeSecretKey(s) || SESSION_TOKEN_SHAPE.test(s);
 }
 
-/** An empty secret field discloses nothing (`SessionToken: undefined` in a config, for one). */
-function isEmpty(value: unknown): boolean {
-  return value === undefined || value === null || value === "";
+/**
+ * A secret field that discloses nothing: empty (`SessionToken: undefined` in a config, for one) or
+ * already redacted, so that what redact() returns is accepted.
+ */
+function isHarmless(value: unknown): boolean {
+  return value === undefined || value === null || value === "" || value === REDACTED;
 }
 
 /** `$.journal[3].input["key-user"].Credentials`: where a finding is, as the error names it. */
@@ -71,7 +74,7 @@ function walk(value: unknown, path: PropertyKey[], found: string[], copy: boolea
   if (value !== null && typeof value === "object" && !ArrayBuffer.isView(value)) {
     const out: Record<string, unknown> | undefined = copy ? {} : undefined;
     for (const [k, v] of Object.entries(value)) {
-      if (isSecretName(k) && !isEmpty(v)) {
+      if (isSecretName(k) && !isHarmless(v)) {
         found.push(formatPath([...path, k]));
         if (out) out[k] = REDACTED;
         continue;
