@@ -1,15 +1,17 @@
 /**
  * Exit codes, one per kind of outcome, so scripts can tell them apart.
- * 0 success · 1 the lab (or a command's work) failed · 2 bad usage or bad input (flags, config) ·
- * 3 a lock is held by another process · 4 a state or data file is unreadable or from a newer kmslab ·
- * 130 interrupted (Ctrl-C).
+ * 0 success (the lab complete) · 1 a stage failed or is blocked (or a command's work failed) ·
+ * 2 bad usage or bad input (flags, parameters, config) · 3 a lock is held by another process ·
+ * 4 credentials or authentication problem · 5 a state or data file cannot be used (unreadable,
+ * another format version, another account or region, another run's parameters) · 130 interrupted.
  */
 export const EXIT = {
   ok: 0,
   failure: 1,
   usage: 2,
   locked: 3,
-  invalidData: 4,
+  credentials: 4,
+  invalidData: 5,
   interrupted: 130,
 } as const;
 

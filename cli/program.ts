@@ -1,7 +1,11 @@
 import { Command, CommanderError } from "commander";
+import { MachineVersionError, ParamsMismatchError } from "../machines/engine.js";
 import { DataDirInvalidError, DataDirLockedError } from "../sim/store.js";
+import { StateError, StateLockedError } from "../state/index.js";
 import { CliError, EXIT } from "./exit-codes.js";
+import { type GlobalOptions, registerRun } from "./run.js";
 import { registerSim } from "./sim.js";
+import { TargetError } from "./target.js";
 
 /**
  * The kmslab command line: parses argv, runs a command, and maps what the library throws to one
@@ -15,9 +19,25 @@ export function buildProgram(): Command {
       "--sim-data <dir>",
       "data directory of the simulated account (env KMSLAB_SIM_DATA; default .kmslab/sim)",
     )
+    .option("--state <path>", "the state file (default .kmslab/state.json)")
+    .option("--target <target>", "sim (the embedded simulated account, default) or aws")
+    .option(
+      "--endpoint-url <url>",
+      "an AWS-compatible endpoint to run against (env AWS_ENDPOINT_URL with --target aws)",
+    )
+    .option("--profile <name>", "an AWS CLI profile (implies --target aws)")
+    .option(
+      "--region <region>",
+      "the AWS Region (else AWS_REGION, the profile's, us-east-1 on the simulator)",
+    )
+    .option("--json", "print machine-readable JSON")
+    .option("--yes", "do not ask for confirmation")
+    .option("--verbose", "say more about each step")
     .showHelpAfterError("(run kmslab --help for usage)")
     .exitOverride();
-  registerSim(program, () => program.opts<{ simData?: string }>());
+  const globals = () => program.opts<GlobalOptions>();
+  registerRun(program, globals);
+  registerSim(program, globals);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();
@@ -29,7 +49,8 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: "user" });
-    return EXIT.ok;
+    // Commands that finish with an outcome other than success (a failed stage) set it here.
+    return typeof process.exitCode === "number" ? process.exitCode : EXIT.ok;
   } catch (err) {
     return report(err);
   }
@@ -43,6 +64,18 @@ function report(err: unknown): number {
   if (err instanceof CliError) {
     process.stderr.write(`kmslab: ${err.message}\n`);
     return err.exitCode;
+  }
+  if (err instanceof StateLockedError) {
+    process.stderr.write(`kmslab: ${err.message}\n`);
+    return EXIT.locked;
+  }
+  if (err instanceof StateError || err instanceof ParamsMismatchError || err instanceof MachineVersionError) {
+    process.stderr.write(`kmslab: ${err.message}\n`);
+    return EXIT.invalidData;
+  }
+  if (err instanceof TargetError) {
+    process.stderr.write(`kmslab: ${err.message}\n`);
+    return EXIT.usage;
   }
   if (err instanceof DataDirLockedError) {
     process.stderr.write(`kmslab: ${err.message}\n`);

@@ -109,9 +109,17 @@ export function buildLabMachine(stages: readonly StageDef[], executor: StageExec
         const entry: LabContext["stages"][string] = { status: params.status };
         if (error !== undefined) entry.reason = message(error);
         else if (previous !== undefined) entry.reason = previous;
-        if (params.status === "blocked" && error === undefined)
-          entry.reason = "a stage it depends on did not pass";
         return { stages: { ...context.stages, [params.stageId]: entry } };
+      }),
+      /** Blocked because a dependency did not pass: named, whatever event got the machine here. */
+      recordDependencyBlock: assign(({ context }, params: StageInput) => {
+        const deps = byId
+          .get(params.stageId)!
+          .dependsOn.filter((d) => FINAL.has(status(context, d)!) && status(context, d) !== "passed");
+        const reason = `${deps.join(" and ")} did not pass`;
+        return {
+          stages: { ...context.stages, [params.stageId]: { status: "blocked" as StageStatus, reason } },
+        };
       }),
       /** A failed rollback is recorded beside the failure that caused it, never instead of it. */
       recordRollbackFailure: assign(({ context, event }, params: StageInput) => {
@@ -148,7 +156,11 @@ export function buildLabMachine(stages: readonly StageDef[], executor: StageExec
               waiting: {
                 always: [
                   { guard: { type: "alreadyPassed" as const, params: p }, target: "passed" },
-                  { guard: { type: "dependencyNotPassed" as const, params: p }, ...to("blocked", "blocked") },
+                  {
+                    guard: { type: "dependencyNotPassed" as const, params: p },
+                    target: "blocked",
+                    actions: { type: "recordDependencyBlock" as const, params: p },
+                  },
                   {
                     guard: { type: "dependenciesPassed" as const, params: p },
                     ...to("checking", "checking"),

@@ -41,12 +41,12 @@ describe("kmslab sim credentials", () => {
     expect((await runCli(["--no-such-flag"])).code).toBe(2);
   });
 
-  it("refuses an unreadable data file with exit code 4 and leaves it as it was", async () => {
+  it("refuses an unreadable data file with exit code 5 and leaves it as it was", async () => {
     const dir = tempDir();
     mkdirSync(join(dir, "sim"));
     writeFileSync(join(dir, "sim/account.json"), "{garbage");
     const res = await runCli(["--sim-data", join(dir, "sim"), "sim", "credentials"]);
-    expect(res.code).toBe(4);
+    expect(res.code).toBe(5);
     expect(res.stderr).toContain("is not valid JSON");
     expect(readFileSync(join(dir, "sim/account.json"), "utf8")).toBe("{garbage");
   });

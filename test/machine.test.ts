@@ -67,7 +67,7 @@ describe("the lab machine", () => {
     expect(log).toContain("rollback:trail-to-bucket");
     expect(stages["trail-key-usage"]).toEqual({
       status: "blocked",
-      reason: "a stage it depends on did not pass",
+      reason: "trail-to-bucket did not pass",
     });
     for (const id of ["create-key", "sse-kms-upload", "public-access-denied", "key-user-access"])
       expect(stages[id]!.status, id).toBe("passed");
