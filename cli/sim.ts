@@ -22,7 +22,10 @@ function parsePort(value: string): number {
   return n;
 }
 
-function faultsFrom(spec: string | undefined, seedText: string | undefined): FaultInjector | undefined {
+export function faultsFrom(
+  spec: string | undefined,
+  seedText: string | undefined,
+): FaultInjector | undefined {
   const text = spec ?? process.env.KMSLAB_SIM_FAULTS;
   const seedRaw = seedText ?? process.env.KMSLAB_SIM_SEED ?? "1";
   const seed = Number(seedRaw);

@@ -3,7 +3,7 @@ import type { ClientBase } from "../machines/aws.js";
 import { Account } from "../sim/account.js";
 import { Simulator } from "../sim/simulator.js";
 import { DataDir, DataDirLockedError } from "../sim/store.js";
-import { simDataDir } from "./sim.js";
+import { faultsFrom, simDataDir } from "./sim.js";
 
 /**
  * Where the lab runs: the embedded simulated account (the default), an AWS-compatible endpoint
@@ -85,7 +85,9 @@ function openSim(options: TargetOptions, command: string): Target {
   const dir = simDataDir(options.simData);
   const region = options.region ?? "us-east-1";
   try {
-    const simulator = Simulator.open(dir, { command, profile: "standard" });
+    // KMSLAB_SIM_FAULTS / KMSLAB_SIM_SEED inject faults into the embedded account, as for sim serve.
+    const faults = faultsFrom(undefined, undefined);
+    const simulator = Simulator.open(dir, { command, profile: "standard", ...(faults ? { faults } : {}) });
     return {
       kind: "sim",
       region,

@@ -4,16 +4,19 @@
  * seed and the same sequence of requests sees the same faults.
  *
  * Spec syntax (flag `--faults`, env `KMSLAB_SIM_FAULTS`), rules separated by `;`:
- *   `kms.Encrypt:throttle=0.2,5xx=0.05,latency=20` · `iam:throttle=0.1` · `*:latency=5`
+ *   `kms.Encrypt:throttle=0.2,5xx=0.05,latency=20` · `iam:throttle=0.1` · `*:latency=5` ·
+ *   `cloudtrail.CreateTrail:deny=1` (AccessDenied, as a service control policy's explicit deny)
  * The most specific rule wins (service.Operation over service over `*`).
  */
 export interface FaultRule {
   throttle?: number;
   error5xx?: number;
+  /** Probability of an access denial, as an organisation's service control policy would cause. */
+  deny?: number;
   latencyMs?: number;
 }
 
-export type FaultDecision = { kind: "none" | "throttle" | "5xx"; latencyMs: number };
+export type FaultDecision = { kind: "none" | "throttle" | "5xx" | "deny"; latencyMs: number };
 
 export class FaultSpecError extends Error {}
 
@@ -49,15 +52,16 @@ export class FaultInjector {
         const n = Number(v);
         if (!v || Number.isNaN(n))
           throw new FaultSpecError(`fault setting "${pair.trim()}" needs a number, e.g. throttle=0.2`);
-        if (k === "throttle" || k === "5xx") {
+        if (k === "throttle" || k === "5xx" || k === "deny") {
           if (n < 0 || n > 1) throw new FaultSpecError(`fault probability ${k}=${v} must be between 0 and 1`);
           if (k === "throttle") rule.throttle = n;
+          else if (k === "deny") rule.deny = n;
           else rule.error5xx = n;
         } else if (k === "latency") {
           if (n < 0 || n > 60_000)
             throw new FaultSpecError(`fault latency=${v} must be 0..60000 milliseconds`);
           rule.latencyMs = n;
-        } else throw new FaultSpecError(`unknown fault kind "${k}" (use throttle, 5xx or latency)`);
+        } else throw new FaultSpecError(`unknown fault kind "${k}" (use throttle, 5xx, deny or latency)`);
       }
       injector.set(scope, rule);
     }
@@ -84,6 +88,7 @@ export class FaultInjector {
     const latencyMs = rule.latencyMs ?? 0;
     if (rule.throttle && this.next() < rule.throttle) return { kind: "throttle", latencyMs };
     if (rule.error5xx && this.next() < rule.error5xx) return { kind: "5xx", latencyMs };
+    if (rule.deny && this.next() < rule.deny) return { kind: "deny", latencyMs };
     return { kind: "none", latencyMs };
   }
 

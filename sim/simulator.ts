@@ -240,7 +240,7 @@ export class Simulator {
   }
 
   private run(call: Call, codec: Codec, fault: FaultDecision["kind"]): SimResponse | Promise<SimResponse> {
-    if (fault !== "none") throw injectedError(call.provider, fault);
+    if (fault !== "none") throw injectedError(call, fault);
     const fn = (call.provider as unknown as Record<string, OperationFn>)[call.operation]!;
     const failed = (err: unknown): never => {
       if (err instanceof ServiceError) this.emit({ ...call, error: err });
@@ -322,8 +322,17 @@ function resolveProfile(profile: SimulatorOptions["profile"]): AccountOptions {
   return profile;
 }
 
-function injectedError(provider: ServiceProvider, kind: "throttle" | "5xx"): ServiceError {
+function injectedError(call: Call, kind: "throttle" | "5xx" | "deny"): ServiceError {
+  const provider = call.provider;
   const family = FAMILY[provider.protocol];
+  if (kind === "deny") {
+    // What AWS says when an organisation's service control policy denies the call.
+    const action = `${provider.service}:${call.operation}`;
+    const message = `User: ${call.ctx.principal.arn} is not authorized to perform: ${action} with an explicit deny in a service control policy`;
+    if (family === "s3") return new ServiceError("AccessDenied", message, 403);
+    if (family === "query") return new ServiceError("AccessDenied", message, 403);
+    return new ServiceError("AccessDeniedException", message, 400);
+  }
   if (kind === "throttle") {
     if (family === "s3") return new ServiceError("SlowDown", "Please reduce your request rate.", 503);
     if (family === "query") return new ServiceError("Throttling", "Rate exceeded", 400);

@@ -9,6 +9,23 @@ describe("fault injection", () => {
     expect(f.decide("iam", "GetRole")).toEqual({ kind: "none", latencyMs: 7 });
   });
 
+  it("denies a call as an organisation's service control policy would", async () => {
+    const { Simulator } = await import("../sim/simulator.js");
+    const { KMSClient, CreateKeyCommand, ListKeysCommand } = await import("@aws-sdk/client-kms");
+    const sim = Simulator.inMemory({ faults: FaultInjector.parse("kms.CreateKey:deny=1") });
+    const kms = new KMSClient(sim.clientConfig());
+    const err = await kms.send(new CreateKeyCommand({})).then(
+      () => undefined,
+      (e: { name: string; message: string; $metadata: { httpStatusCode: number } }) => e,
+    );
+    expect(err?.name).toBe("AccessDeniedException");
+    expect(err?.$metadata.httpStatusCode).toBe(400);
+    expect(err?.message).toBe(
+      `User: arn:aws:iam::${sim.account.accountId}:user/admin is not authorized to perform: kms:CreateKey with an explicit deny in a service control policy`,
+    );
+    expect((await kms.send(new ListKeysCommand({}))).Keys).toEqual([]);
+  });
+
   it("is reproducible for a seed and roughly honours the probability", () => {
     const run = (seed: number) => {
       const f = FaultInjector.parse("kms:throttle=0.2", seed);
