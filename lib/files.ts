@@ -89,6 +89,9 @@ function keepBackup(path: string, mode: number): void {
     }
   }
   renameSync(tmp, backup);
+  // rename(2) between two links of one file does nothing and leaves `tmp`: that happens when a
+  // crash came after the previous backup was made and before its rename, so both name one file.
+  rmSync(tmp, { force: true });
 }
 
 function fsyncDir(dir: string): void {
