@@ -1,6 +1,6 @@
 import { STSClient } from "@aws-sdk/client-sts";
 import type { ClientBase } from "../machines/aws.js";
-import { Account } from "../sim/account.js";
+import { Account, type AccountOptions, PROFILES } from "../sim/account.js";
 import { Simulator } from "../sim/simulator.js";
 import { DataDir, DataDirLockedError } from "../sim/store.js";
 import { faultsFrom, simDataDir } from "./sim.js";
@@ -81,13 +81,33 @@ async function regionFromChain(profile: string | undefined): Promise<string> {
   }
 }
 
+/**
+ * The embedded account's timing: `standard` unless KMSLAB_SIM_PROFILE names another profile
+ * (instant, realistic) or gives one as JSON (`{"trailLookupDelayMs":4000}`, over `standard`).
+ */
+function simProfile(): AccountOptions {
+  const text = process.env.KMSLAB_SIM_PROFILE;
+  if (!text) return PROFILES.standard!;
+  if (Object.hasOwn(PROFILES, text)) return PROFILES[text]!;
+  try {
+    const custom = JSON.parse(text) as Partial<AccountOptions>;
+    const merged = { ...PROFILES.standard!, ...custom };
+    if (Object.values(merged).every((v) => typeof v === "number" && v >= 0)) return merged;
+  } catch {
+    // reported below
+  }
+  throw new TargetError(
+    `KMSLAB_SIM_PROFILE must be ${Object.keys(PROFILES).join(", ")} or a JSON object of delays in milliseconds`,
+  );
+}
+
 function openSim(options: TargetOptions, command: string): Target {
   const dir = simDataDir(options.simData);
   const region = options.region ?? "us-east-1";
   try {
     // KMSLAB_SIM_FAULTS / KMSLAB_SIM_SEED inject faults into the embedded account, as for sim serve.
     const faults = faultsFrom(undefined, undefined);
-    const simulator = Simulator.open(dir, { command, profile: "standard", ...(faults ? { faults } : {}) });
+    const simulator = Simulator.open(dir, { command, profile: simProfile(), ...(faults ? { faults } : {}) });
     return {
       kind: "sim",
       region,

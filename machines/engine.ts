@@ -78,6 +78,18 @@ export class ParamsMismatchError extends Error {}
 export class MachineVersionError extends Error {}
 
 const ENGINE_VERSION = `${MACHINE_VERSION}.${LAB_VERSION}`;
+
+/**
+ * The crash-safety tests' harness: `KMSLAB_TEST_CRASH_AFTER_EFFECT=k` kills this process with
+ * SIGKILL right after the k-th effect of the run is checkpointed; `k:call` right after its AWS call
+ * returned, before the checkpoint — the window in which a resumed run must find what was made.
+ */
+const CRASH = /^(\d+)(:call)?$/.exec(process.env.KMSLAB_TEST_CRASH_AFTER_EFFECT ?? "");
+let effectsDone = 0;
+function maybeCrash(phase: "call" | "checkpoint"): void {
+  if (!CRASH || Number(CRASH[1]) !== effectsDone) return;
+  if ((CRASH[2] === ":call") === (phase === "call")) process.kill(process.pid, "SIGKILL");
+}
 const DEADLINES = "__deadlines";
 
 export function newRunId(): string {
@@ -257,8 +269,10 @@ class Engine implements StageExecutor {
         this.checkpoint((st) => {
           st.journal.push(this.entry(st, e.stageId, key(e.stepId), e.service, e.action, "intent"));
         }),
-      done: (e) =>
-        this.checkpoint((st) => {
+      done: async (e) => {
+        effectsDone++;
+        maybeCrash("call");
+        await this.checkpoint((st) => {
           const entry = this.entry(st, e.stageId, key(e.stepId), e.service, e.action, "done");
           entry.result = e.assigned;
           if (e.resourceArn) {
@@ -276,7 +290,9 @@ class Engine implements StageExecutor {
           }
           const r = this.record(st, e.stageId);
           r.outputs = { ...r.outputs, ...e.assigned };
-        }),
+        });
+        maybeCrash("checkpoint");
+      },
       recorded: (stepId) => {
         const latest = latestPhase(this.state.journal, stageId, key(stepId));
         if (!latest) return undefined;
