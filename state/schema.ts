@@ -21,38 +21,42 @@ export const TOOL_VERSION: string = pkg.version;
  * Dates, Maps, NaN and the like are refused with the path of the offending field.
  */
 const json = z.unknown().superRefine((value, ctx) => {
-  const bad = firstNonJson(value, []);
-  if (bad) ctx.addIssue({ code: "custom", path: bad.path, message: `${bad.what} is not JSON` });
+  const path: PropertyKey[] = [];
+  const what = firstNonJson(value, path);
+  if (what) ctx.addIssue({ code: "custom", path, message: `${what} is not JSON` });
 });
 
-function firstNonJson(
-  value: unknown,
-  path: PropertyKey[],
-): { path: PropertyKey[]; what: string } | undefined {
+/** What in `value` would not survive JSON, if anything; `path` is left pointing at it. */
+function firstNonJson(value: unknown, path: PropertyKey[]): string | undefined {
   if (value === null || typeof value === "string" || typeof value === "boolean") return undefined;
-  if (typeof value === "number")
-    return Number.isFinite(value) ? undefined : { path, what: `the number ${value}` };
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : `the number ${value}`;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const bad = firstNonJson(value[i], [...path, i]);
+      path.push(i);
+      const bad = firstNonJson(value[i], path);
       if (bad) return bad;
+      path.pop();
     }
     return undefined;
   }
   if (typeof value === "object") {
     const proto = Object.getPrototypeOf(value);
     if (proto !== Object.prototype && proto !== null)
-      return { path, what: `a ${value.constructor?.name ?? "non-plain object"}` };
-    for (const [k, v] of Object.entries(value)) {
+      return `a ${value.constructor?.name ?? "non-plain object"}`;
+    for (const k in value) {
+      const v = (value as Record<string, unknown>)[k];
       // undefined members vanish in JSON.stringify, as intended for optional fields.
-      if (v === undefined) continue;
-      const bad = firstNonJson(v, [...path, k]);
+      if (v === undefined || !Object.hasOwn(value, k)) continue;
+      path.push(k);
+      const bad = firstNonJson(v, path);
       if (bad) return bad;
+      path.pop();
     }
     return undefined;
   }
-  return { path, what: value === undefined ? "undefined" : `a ${typeof value}` };
+  return value === undefined ? "undefined" : `a ${typeof value}`;
 }
+
 const timestamp = z.iso.datetime({ offset: true });
 
 /** Where the lab runs: the embedded simulator, an endpoint (`--endpoint-url`), or AWS itself. */

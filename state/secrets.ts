@@ -35,7 +35,7 @@ function looksLikeSecretKey(s: string): boolean {
 const SESSION_TOKEN_SHAPE = /(IQoJb3JpZ2lu|FwoGZXIvYXdz|FQoGZXIvYXdz|AQoDYXdzE)[A-Za-z0-9/+=]{40,}/;
 
 function isSecretString(s: string): boolean {
-  return looksLikeSecretKey(s) || SESSION_TOKEN_SHAPE.test(s);
+  return (s.length === 40 && looksLikeSecretKey(s)) || (s.length >= 52 && SESSION_TOKEN_SHAPE.test(s));
 }
 
 /**
@@ -57,6 +57,10 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
+/**
+ * One pass over the value. `path` is a stack shared by the whole walk (pushed and popped, formatted
+ * only for a finding): the walk runs on every checkpoint, over states of hundreds of KiB.
+ */
 function walk(value: unknown, path: PropertyKey[], found: string[], copy: boolean): unknown {
   if (typeof value === "string") {
     if (!isSecretString(value)) return value;
@@ -66,21 +70,26 @@ function walk(value: unknown, path: PropertyKey[], found: string[], copy: boolea
   if (Array.isArray(value)) {
     const out = copy ? new Array<unknown>(value.length) : undefined;
     for (let i = 0; i < value.length; i++) {
-      const v = walk(value[i], [...path, i], found, copy);
+      path.push(i);
+      const v = walk(value[i], path, found, copy);
+      path.pop();
       if (out) out[i] = v;
     }
     return out ?? value;
   }
   if (value !== null && typeof value === "object" && !ArrayBuffer.isView(value)) {
     const out: Record<string, unknown> | undefined = copy ? {} : undefined;
-    for (const [k, v] of Object.entries(value)) {
+    for (const k of Object.keys(value)) {
+      const v = (value as Record<string, unknown>)[k];
+      path.push(k);
       if (isSecretName(k) && !isHarmless(v)) {
-        found.push(formatPath([...path, k]));
+        found.push(formatPath(path));
         if (out) out[k] = REDACTED;
-        continue;
+      } else {
+        const w = walk(v, path, found, copy);
+        if (out) out[k] = w;
       }
-      const w = walk(v, [...path, k], found, copy);
-      if (out) out[k] = w;
+      path.pop();
     }
     return out ?? value;
   }

@@ -109,15 +109,22 @@ interface Current {
   lineage: string;
   serial: number;
   updatedAt: string;
-  /** JSON.stringify(state): compared to tell a real change from a repeated checkpoint. */
-  compact: string;
+  /** changeKey(state): compared to tell a real change from a repeated checkpoint. */
+  key: string;
 }
 
-function currentOf(state: StateFile, compact = JSON.stringify(state)): Current {
-  return { lineage: state.lineage, serial: state.serial, updatedAt: state.updatedAt, compact };
+/** The state as JSON without what every write changes (serial, updatedAt): equal keys, no change. */
+function changeKey(state: StateFile): string {
+  return JSON.stringify({ ...state, serial: 0, updatedAt: "" });
 }
 
-type Prepared = { changed: false; state: StateFile } | { changed: true; state: StateFile; text: string };
+function currentOf(state: StateFile, key = changeKey(state)): Current {
+  return { lineage: state.lineage, serial: state.serial, updatedAt: state.updatedAt, key };
+}
+
+type Prepared =
+  | { changed: false; state: StateFile }
+  | { changed: true; state: StateFile; text: string; key: string };
 
 /**
  * The write rules shared by both stores: no secrets, a valid state, same lineage, same serial; then
@@ -137,16 +144,17 @@ function prepareWrite(next: StateFile, current: Current | undefined, source: str
       throw new StateConflictError(source, "lineage", current.lineage, valid.lineage);
     if (valid.serial !== current.serial)
       throw new StateConflictError(source, "serial", current.serial, valid.serial);
-    const unchanged = { ...valid, updatedAt: current.updatedAt };
-    if (JSON.stringify(unchanged) === current.compact) return { changed: false, state: unchanged };
   }
+  const key = changeKey(valid);
+  if (current && key === current.key)
+    return { changed: false, state: { ...valid, updatedAt: current.updatedAt } };
   const state: StateFile = {
     ...valid,
     serial: (current?.serial ?? valid.serial) + 1,
     updatedAt: new Date().toISOString(),
   };
   // Indented like Terraform's state: learners and instructors read it.
-  return { changed: true, state, text: JSON.stringify(state, null, 2) };
+  return { changed: true, state, text: JSON.stringify(state, null, 2), key };
 }
 
 /** File identity and size: a change tells the store that someone else wrote the file since. */
@@ -204,7 +212,7 @@ export class FileStateStore implements StateStore {
     if (!prepared.changed) return prepared.state;
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
     writeAtomic(this.path, prepared.text, { backup: true, mode: 0o600 });
-    this.current = { ...currentOf(prepared.state), stamp: stampOf(this.path) };
+    this.current = { ...currentOf(prepared.state, prepared.key), stamp: stampOf(this.path) };
     return prepared.state;
   }
 
@@ -266,7 +274,7 @@ export class MemoryStateStore implements StateStore {
     const prepared = prepareWrite(next, this.current, "memory");
     if (!prepared.changed) return prepared.state;
     this.text = prepared.text;
-    this.current = currentOf(prepared.state);
+    this.current = currentOf(prepared.state, prepared.key);
     return prepared.state;
   }
 
