@@ -36,6 +36,7 @@ export function tempPathFor(path: string, pid = process.pid): string {
   return `${path}.tmp-${pid}`;
 }
 
+/** Where writeAtomic's `backup` option keeps the previous version of `path`. */
 export function backupPathFor(path: string): string {
   return `${path}.backup`;
 }

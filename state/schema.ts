@@ -68,6 +68,11 @@ export const targetSchema = z.object({
 });
 export type Target = z.infer<typeof targetSchema>;
 
+/**
+ * A stage's place in the lab: pending (dependencies not met), running, verifying, then passed,
+ * failed (and its own effects rolled back) or blocked (a precondition does not hold); rolledBack once
+ * teardown has undone it.
+ */
 export const stageStatusSchema = z.enum([
   "pending",
   "running",
@@ -101,6 +106,7 @@ export const stageRecordSchema = z.object({
 });
 export type StageRecord = z.infer<typeof stageRecordSchema>;
 
+/** An effect's phase in the journal; the latest entry per (stageId, effectId) is its state. */
 export const effectPhaseSchema = z.enum(["intent", "done", "failed", "undone"]);
 export type EffectPhase = z.infer<typeof effectPhaseSchema>;
 
@@ -163,6 +169,7 @@ export const stateFileSchema = z.object({
 });
 export type StateFile = z.infer<typeof stateFileSchema>;
 
+/** What createState needs: where the lab runs, its run id, the machine version and the parameters. */
 export interface NewStateInit {
   target: Target;
   runId: string;

@@ -8,6 +8,7 @@ import { StateSecretError } from "./errors.js";
  * access key or session token (wherever it is).
  */
 
+/** What redact() puts in place of a secret; accepted by assertNoSecrets, even in a secret-named field. */
 export const REDACTED = "[redacted]";
 
 /**
