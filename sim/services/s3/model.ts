@@ -28,8 +28,15 @@ export interface S3Output {
   status?: number;
   /** Response headers, lower-case names (ETag, x-amz-server-side-encryption, Location...). */
   headers?: Record<string, string>;
-  /** An XML document: the root element's name and its content (rendered with sim/core/xml.ts). */
-  xml?: { root: string; value: Record<string, unknown> };
+  /**
+   * An XML document: the root element's name and its content, rendered by the codec with
+   * `renderFlatXml` (sim/core/xml.ts) inside `<root xmlns="http://s3.amazonaws.com/doc/2006-03-01/">`.
+   * Arrays are flattened (each item repeats the key: `{Contents: [a, b]}`); a wrapped list is an
+   * object holding the array (`{TagSet: {Tag: [...]}}`); `@name` keys become attributes; Dates are
+   * written ISO-8601 with milliseconds, as S3 writes them. A string value is the root's text
+   * (GetBucketLocation's `<LocationConstraint>`).
+   */
+  xml?: { root: string; value: Record<string, unknown> | string };
   /** A raw body (GetObject). */
   body?: Uint8Array | Readable;
 }
@@ -77,14 +84,20 @@ export interface ObjectVersion {
   tags: Tag[];
 }
 
+/** A canned ACL as stored on a bucket whose ownership setting allows ACLs. */
+export type CannedAcl = "private" | "public-read" | "public-read-write" | "authenticated-read";
+
 export interface BucketRecord {
   name: string;
   region: string;
   creationDate: string;
+  /** The bucket's ACL (canned), kept only while ACLs are enabled; absent means `private`. */
+  acl?: CannedAcl;
   /** Bucket policy text exactly as put. */
   policy?: string;
   publicAccessBlock?: PublicAccessBlock;
   ownership: "BucketOwnerEnforced" | "BucketOwnerPreferred" | "ObjectWriter";
+  /** Default encryption; every bucket has one (SSE-S3 unless configured), absent only in old states. */
   encryption?: EncryptionRule;
   tags?: Tag[];
   versioning?: "Enabled" | "Suspended";
