@@ -166,6 +166,9 @@ export class Simulator {
       // AWS dates every answer, and SDKs correct their clock skew from it: the account's clock,
       // not the host's, is the one a client must agree with.
       res.headers.date = this.account.now().toUTCString();
+      // A HEAD answer has no body, errors included (S3: the SDK names HEAD errors from the status).
+      if (req.method === "HEAD" && res.body instanceof Uint8Array && res.body.length > 0)
+        res.body = new Uint8Array(0);
       return res;
     });
   }
