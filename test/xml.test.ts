@@ -25,7 +25,10 @@ describe("parseXml", () => {
   });
 
   it.each([
-    ["a DOCTYPE (entity expansion)", '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><a>&lol;</a>'],
+    [
+      "a DOCTYPE (entity expansion)",
+      '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><a>&lol;</a>',
+    ],
     ["an external entity (XXE)", '<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>'],
     ["an undeclared entity", "<a>&nbsp;</a>"],
     ["an unterminated entity", "<a>&amp</a>"],
