@@ -59,29 +59,44 @@ export interface EncryptionRule {
   BucketKeyEnabled: boolean;
 }
 
-/** One version of an object (unversioned buckets keep exactly one, with versionId "null"). */
+/**
+ * One version of an object (unversioned buckets keep exactly one, with versionId "null"). Owned by
+ * objects.ts. No secret is kept here: the body is in a blob file, encrypted; only wrapped data keys.
+ */
 export interface ObjectVersion {
   versionId: string;
-  /** A delete marker has no body. */
+  /** A delete marker has no body, no ETag worth showing and no encryption. */
   deleteMarker: boolean;
   lastModified: string;
+  /** Quoted, as S3 shows it (`"d41d8cd98f00b204e9800998ecf8427e"`). */
   etag: string;
   size: number;
-  /** The file holding the (encrypted-at-rest) body in the data directory's `s3/` folder; random. */
+  /** The file holding the (encrypted-at-rest) body in the data directory's `s3/objects/`; random. */
   blobId?: string;
   contentType?: string;
-  /** Other stored headers replayed on GET/HEAD (Content-Encoding, Cache-Control, x-amz-meta-*...). */
+  /**
+   * Other stored headers replayed on GET/HEAD, lower-case names (content-encoding, cache-control,
+   * content-disposition, content-language, expires, x-amz-meta-*, x-amz-storage-class...).
+   */
   metadata: Record<string, string>;
+  /** Verified (or S3-computed) checksums by algorithm (`CRC32` → base64), FULL_OBJECT type. */
   checksums?: Record<string, string>;
-  sse: {
+  /** Absent on delete markers. */
+  sse?: {
     algorithm: "AES256" | "aws:kms";
-    /** SSE-KMS: the key's ARN, the wrapped data key (base64), the context S3 used. */
+    /** SSE-KMS: the key's ARN. */
     kmsKeyArn?: string;
+    /** The wrapped data key (base64): by KMS for SSE-KMS, by the S3 master key for SSE-S3. */
     encryptedDataKey?: string;
+    /** SSE-KMS: the encryption context S3 gave KMS (`aws:s3:arn` and the caller's pairs). */
     context?: Record<string, string>;
+    /** Whether the caller sent `x-amz-server-side-encryption-context` (echoed on PutObject). */
+    callerContext?: boolean;
     bucketKeyEnabled?: boolean;
   };
   tags: Tag[];
+  /** The canned ACL given at upload, when the bucket allows ACLs. */
+  acl?: string;
 }
 
 /** A canned ACL as stored on a bucket whose ownership setting allows ACLs. */
