@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
+import { PassThrough } from "node:stream";
 import { ServiceError } from "../../core/errors.js";
 import type { CallContext } from "../../core/service.js";
 import type { ContextKeys } from "../../core/types.js";
@@ -486,7 +487,10 @@ function read(svc: S3Service, input: S3Input, ctx: CallContext, withBody: boolea
   if (v.sse?.algorithm === "aws:kms") requireSigV4(ctx);
   const sealed = blobStore(svc.account).read(v.blobId!);
   const plaintext = decryptBody(svc, ctx, bucket, v, sealed);
-  const body = range ? plaintext.subarray(range.start, range.end + 1) : plaintext;
+  const bytes = range ? plaintext.subarray(range.start, range.end + 1) : plaintext;
+  // A stream, as the SDK expects of GetObject's body (in process as over HTTP).
+  const body = new PassThrough();
+  body.end(bytes);
   return { status, headers, body };
 }
 
