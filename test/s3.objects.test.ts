@@ -268,11 +268,11 @@ describe("checksums and Content-MD5 (§2.6)", () => {
           [`Checksum${alg}`]: value,
         }),
       );
-      expect((put as Record<string, unknown>)[`Checksum${alg}`]).toBe(value);
+      expect((put as unknown as Record<string, unknown>)[`Checksum${alg}`]).toBe(value);
       const got = await s3.send(
         new GetObjectCommand({ Bucket: BUCKET, Key: `ck-${alg}`, ChecksumMode: "ENABLED" }),
       );
-      expect((got as Record<string, unknown>)[`Checksum${alg}`]).toBe(value);
+      expect((got as unknown as Record<string, unknown>)[`Checksum${alg}`]).toBe(value);
     }
     expect(
       await failure(
