@@ -131,7 +131,9 @@ function toSimRequest(req: IncomingMessage, body: Buffer): SimRequest | undefine
 function writeResponse(res: ServerResponse, out: SimResponse): void {
   const headers = { ...out.headers };
   if (out.body instanceof Uint8Array) {
-    headers["content-length"] = String(out.body.length);
+    // A HEAD answer keeps the Content-Length of what a GET would send (S3's HeadObject).
+    if (out.body.length > 0 || headers["content-length"] === undefined)
+      headers["content-length"] = String(out.body.length);
     res.writeHead(out.status, headers);
     res.end(out.body);
     return;

@@ -705,6 +705,8 @@ describe("anonymous and presigned access over HTTP (§2.4)", () => {
       expiresIn: 60,
       signingDate: new Date(now),
     });
+    const head = await client.send(new HeadObjectCommand({ Bucket: BUCKET, Key: "shared.txt" }));
+    expect(head.ContentLength).toBe("for your eyes".length);
     const ok = await fetch(url);
     expect(ok.status).toBe(200);
     expect(await ok.text()).toBe("for your eyes");
