@@ -20,6 +20,7 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { afterEach, describe, expect, it } from "vitest";
 import type { CallRecord } from "../sim/account.js";
 import type { CallContext } from "../sim/core/service.js";
@@ -496,6 +497,33 @@ describe("unsigned access and internal writers", () => {
     expect(body).toContain(
       "<Code>InvalidArgument</Code><Message>Requests specifying Server Side Encryption with AWS KMS managed keys require AWS Signature Version 4.</Message><ArgumentName>Authorization</ArgumentName><ArgumentValue>null</ArgumentValue>",
     );
+  });
+
+  it("a presigned GET URL of an SSE-KMS object answers 200 and the body (query auth is SigV4)", async () => {
+    const { sim, s3 } = await setup();
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: "p.txt",
+        Body: "presigned",
+        ServerSideEncryption: "aws:kms",
+        SSEKMSKeyId: "alias/lab",
+      }),
+    );
+    server = await serve(sim, { port: 0 });
+    const client = new S3Client({
+      region: "us-east-1",
+      endpoint: server.url,
+      forcePathStyle: true,
+      credentials: sim.credentials(),
+    });
+    const url = await getSignedUrl(client, new GetObjectCommand({ Bucket: BUCKET, Key: "p.txt" }), {
+      expiresIn: 300,
+    });
+    const res = await fetch(url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-amz-server-side-encryption")).toBe("aws:kms");
+    expect(await res.text()).toBe("presigned");
   });
 
   it("an AWS service's own PutObject (CloudTrail delivering a log file) works on an SSE-S3 bucket", async () => {
