@@ -95,8 +95,27 @@ const TRANSIENT = new Set([
   "RequestTimeout",
 ]);
 
+export interface CallOptions {
+  credentials?: Credentials;
+  unsigned?: boolean;
+  /** S3 GetObject: the body as base64 (binary) rather than text. */
+  binaryBody?: boolean;
+}
+
+/** What a call observer sees (the orchestration benchmark records the engine's calls with it). */
+export interface ObservedCall {
+  service: Service;
+  action: string;
+  input: Record<string, unknown>;
+  output?: Record<string, unknown>;
+  error?: AwsError;
+  options: CallOptions;
+}
+
 export class Clients {
   private readonly cache = new Map<string, SdkClient>();
+  /** Sees every call, with its output or its error. */
+  observer?: (call: ObservedCall) => void;
 
   constructor(
     readonly base: ClientBase,
@@ -140,7 +159,7 @@ export class Clients {
     service: Service,
     action: string,
     input: Record<string, unknown>,
-    options: { credentials?: Credentials; unsigned?: boolean } = {},
+    options: CallOptions = {},
   ): Promise<Record<string, unknown>> {
     const Command = MODULES[service].module[`${action}Command`] as
       | (new (
@@ -155,9 +174,15 @@ export class Clients {
     let output: Record<string, unknown>;
     try {
       output = await client.send(new Command(args));
+      const body = output.Body as { transformToByteArray?: () => Promise<Uint8Array> } | undefined;
+      // A binary body (a gzipped log file) travels as base64, as Step Functions hands blobs over.
+      if (options.binaryBody && body?.transformToByteArray) output.Body = await body.transformToByteArray();
     } catch (err) {
-      throw toAwsError(err, service, action);
+      const error = toAwsError(err, service, action);
+      this.observer?.({ service, action, input, error, options });
+      throw error;
     }
+    this.observer?.({ service, action, input, output, options });
     return (await jsonSafe(output)) as Record<string, unknown>;
   }
 

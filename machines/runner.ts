@@ -1,10 +1,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { gunzipSync } from "node:zlib";
-import { GetObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import type { CallStep, Check, PollStep, ProbeStep, Service, Step } from "../steps/dsl.js";
 import { type Bindings, evaluate, render } from "../steps/expr.js";
 import type { ResolvedParams } from "../steps/params.js";
-import { AwsError, type Clients, type Credentials, toAwsError } from "./aws.js";
+import { AwsError, type Clients, type Credentials } from "./aws.js";
 
 /**
  * Executes stage steps against AWS (or the simulator) through the SDK: the local engine's half of
@@ -396,38 +395,27 @@ export class StageRunner {
 
   /** The newest delivered CloudTrail log files under a prefix, gunzipped: their records. */
   private async readLogFiles(args: Record<string, string>): Promise<Bindings> {
-    const s3 = this.clients.client("s3");
-    const keys: { key: string; modified: number }[] = [];
+    const keys: { key: string; modified: string }[] = [];
     let token: string | undefined;
     do {
-      const page = (await this.retrying("logFiles", () =>
-        s3
-          .send(
-            new ListObjectsV2Command({ Bucket: args.Bucket, Prefix: args.Prefix, ContinuationToken: token }),
-          )
-          .catch((err: unknown) => Promise.reject(toAwsError(err, "s3", "ListObjectsV2"))),
-      )) as { Contents?: { Key?: string; LastModified?: Date }[]; NextContinuationToken?: string };
-      for (const o of page.Contents ?? [])
-        if (o.Key?.endsWith(".json.gz")) keys.push({ key: o.Key, modified: o.LastModified?.getTime() ?? 0 });
-      token = page.NextContinuationToken;
+      const page = await this.aws("s3", "ListObjectsV2", {
+        Bucket: args.Bucket,
+        Prefix: args.Prefix,
+        ...(token ? { ContinuationToken: token } : {}),
+      });
+      for (const o of (page.Contents as { Key?: string; LastModified?: string }[] | undefined) ?? [])
+        if (o.Key?.endsWith(".json.gz")) keys.push({ key: o.Key, modified: o.LastModified ?? "" });
+      token = page.NextContinuationToken as string | undefined;
     } while (token);
-    keys.sort((a, b) => b.modified - a.modified);
+    keys.sort((a, b) => b.modified.localeCompare(a.modified));
     const records: unknown[] = [];
     for (const { key } of keys.slice(0, 50)) {
-      const bytes = await this.retrying("logFiles", async () => {
-        try {
-          const out = (await s3.send(new GetObjectCommand({ Bucket: args.Bucket, Key: key }))) as {
-            Body?: { transformToByteArray(): Promise<Uint8Array> };
-          };
-          return await out.Body!.transformToByteArray();
-        } catch (err) {
-          throw toAwsError(err, "s3", "GetObject");
-        }
-      });
+      const out = await this.retrying("logFiles", () =>
+        this.clients.call("s3", "GetObject", { Bucket: args.Bucket, Key: key }, { binaryBody: true }),
+      );
       try {
-        records.push(
-          ...((JSON.parse(gunzipSync(bytes).toString("utf8")) as { Records?: unknown[] }).Records ?? []),
-        );
+        const text = gunzipSync(Buffer.from(String(out.Body), "base64")).toString("utf8");
+        records.push(...((JSON.parse(text) as { Records?: unknown[] }).Records ?? []));
       } catch {
         // Not a CloudTrail log file (someone else's object under the prefix): not ours to judge.
       }

@@ -1,0 +1,177 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+// The engine is not in the bundle (dist/ holds the CLI and the simulator): its sources, via tsx.
+import { AwsError, Clients, type Credentials, type ObservedCall } from "../machines/aws.js";
+import { runLab } from "../machines/engine.js";
+import type * as SimLibrary from "../sim/index.js";
+import { FileStateStore } from "../state/index.js";
+import { parseParams, resolveParams } from "../steps/params.js";
+
+const bundle = "../dist/index.js";
+const { Simulator, FaultInjector } = (await import(bundle)) as typeof SimLibrary;
+
+/**
+ * The lab engine's cost, measured side by side in one run:
+ *  - the full lab on the embedded simulator (instant profile: no simulated waiting) — the engine
+ *    with its machine, JSONata, checkpoints to a state file after every effect and transition;
+ *  - the same AWS calls, recorded from that run, replayed by a straight-line script with no engine
+ *    (ids the account made are mapped to the new account's): orchestration overhead = lab / script,
+ *    target ≤ 1.3;
+ *  - both again with 50 ms of latency injected into every call: the engine runs independent stages
+ *    at the same time, the script one call after another — target lab / script ≤ 0.8;
+ *  - `kmslab run` as a cold process (node start, bundle load, the whole lab) and `kmslab --version`.
+ */
+const ROUNDS = Number(process.env.BENCH_LAB_ROUNDS ?? 5);
+const REGION = "us-east-1";
+const FAST = { pollSeconds: 1, trailWaitSeconds: 60, propagationWaitSeconds: 10 };
+
+type Sim = ReturnType<typeof Simulator.inMemory>;
+
+function freshSim(latencyMs = 0): Sim {
+  const faults = latencyMs > 0 ? FaultInjector.parse(`*:latency=${latencyMs}`) : undefined;
+  return Simulator.inMemory({ profile: "instant", ...(faults ? { faults } : {}) });
+}
+
+async function lab(sim: Sim): Promise<{ ms: number; calls: ObservedCall[] }> {
+  const dir = mkdtempSync(join(tmpdir(), "kmslab-bench-lab-"));
+  const clients = new Clients({ ...sim.clientConfig(), region: REGION });
+  const calls: ObservedCall[] = [];
+  clients.observer = (c) => calls.push(c);
+  const start = performance.now();
+  const result = await runLab({
+    store: new FileStateStore(join(dir, "state.json")),
+    clients,
+    target: { kind: "sim", region: REGION, accountId: sim.account.accountId },
+    params: resolveParams(parseParams(FAST), sim.account.accountId),
+    command: "bench",
+  });
+  const ms = performance.now() - start;
+  clients.destroy();
+  rmSync(dir, { recursive: true, force: true });
+  if (!result.complete) throw new Error(`the lab did not complete: ${JSON.stringify(result.stages)}`);
+  return { ms, calls };
+}
+
+/** Replaces every known old value (account id, key ids, ARNs) inside strings. */
+function substitute(value: unknown, map: Map<string, string>): unknown {
+  if (typeof value === "string") {
+    let out = value;
+    for (const [from, to] of map) if (out.includes(from)) out = out.split(from).join(to);
+    return out;
+  }
+  if (Array.isArray(value)) return value.map((v) => substitute(v, map));
+  if (value !== null && typeof value === "object")
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, map)]));
+  return value;
+}
+
+/** Learns which new values stand for which old ones, from two outputs of the same call. */
+function learn(before: unknown, after: unknown, map: Map<string, string>): void {
+  if (typeof before === "string" && typeof after === "string") {
+    if (before !== after && before.length >= 10 && !before.includes("\n")) map.set(before, after);
+    return;
+  }
+  if (Array.isArray(before) && Array.isArray(after)) {
+    before.forEach((b, i) => learn(b, after[i], map));
+    return;
+  }
+  if (before && after && typeof before === "object" && typeof after === "object")
+    for (const [k, v] of Object.entries(before)) learn(v, (after as Record<string, unknown>)[k], map);
+}
+
+/** The recorded calls, one after another, as a plain script would make them. */
+async function script(sim: Sim, calls: ObservedCall[], oldAccount: string): Promise<number> {
+  const clients = new Clients({ ...sim.clientConfig(), region: REGION });
+  const map = new Map([[oldAccount, sim.account.accountId]]);
+  let keyUser: Credentials | undefined;
+  const start = performance.now();
+  for (const c of calls) {
+    const input = substitute(c.input, map) as Record<string, unknown>;
+    const options = { ...c.options, ...(c.options.credentials && keyUser ? { credentials: keyUser } : {}) };
+    try {
+      const out = await clients.call(c.service, c.action, input, options);
+      if (c.output) learn(c.output, out, map);
+      if (c.action === "AssumeRole") {
+        const k = out.Credentials as { AccessKeyId: string; SecretAccessKey: string; SessionToken: string };
+        keyUser = {
+          accessKeyId: k.AccessKeyId,
+          secretAccessKey: k.SecretAccessKey,
+          sessionToken: k.SessionToken,
+        };
+      }
+    } catch (err) {
+      if (!(err instanceof AwsError) || !c.error) throw err; // the recorded run got an error here too
+    }
+  }
+  const ms = performance.now() - start;
+  clients.destroy();
+  return ms;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+function cold(args: string[], env: Record<string, string>): number {
+  const cwd = mkdtempSync(join(tmpdir(), "kmslab-bench-cold-"));
+  const start = performance.now();
+  const res = spawnSync(process.execPath, [resolve(import.meta.dirname, "../bin/kmslab.js"), ...args], {
+    cwd,
+    env: { ...process.env, ...env },
+    encoding: "utf8",
+  });
+  const ms = performance.now() - start;
+  rmSync(cwd, { recursive: true, force: true });
+  if (res.status !== 0) throw new Error(`kmslab ${args.join(" ")} exited ${res.status}: ${res.stderr}`);
+  return ms;
+}
+
+export async function run(): Promise<boolean> {
+  await lab(freshSim()); // warm-up: JIT, JSONata compilation cache
+  const labMs: number[] = [];
+  const scriptMs: number[] = [];
+  let callCount = 0;
+  for (let r = 0; r < ROUNDS; r++) {
+    const sim = freshSim();
+    const recorded = await lab(sim);
+    callCount = recorded.calls.length;
+    labMs.push(recorded.ms);
+    scriptMs.push(await script(freshSim(), recorded.calls, sim.account.accountId));
+  }
+  const latencyLab: number[] = [];
+  const latencyScript: number[] = [];
+  for (let r = 0; r < Math.max(1, Math.floor(ROUNDS / 2)); r++) {
+    const sim = freshSim(50);
+    const recorded = await lab(sim);
+    latencyLab.push(recorded.ms);
+    latencyScript.push(await script(freshSim(50), recorded.calls, sim.account.accountId));
+  }
+  const coldRun = median(
+    [0, 1, 2].map(() => cold(["run", ...["--poll-interval", "1"]], { KMSLAB_SIM_PROFILE: "instant" })),
+  );
+  const coldVersion = median([0, 1, 2].map(() => cold(["--version"], {})));
+
+  const overhead = median(labMs) / median(scriptMs);
+  const parallel = median(latencyLab) / median(latencyScript);
+  console.log(`\nThe lab engine (median of ${ROUNDS} rounds; ${callCount} AWS calls per run)`);
+  console.log(
+    `  full lab, embedded simulator (in process, state file on disk): ${median(labMs).toFixed(0)} ms`,
+  );
+  console.log(
+    `  the same calls as a plain script:                               ${median(scriptMs).toFixed(0)} ms`,
+  );
+  console.log(
+    `  orchestration overhead lab/script: ${overhead.toFixed(2)} (target ≤ 1.3: ${overhead <= 1.3 ? "met" : "NOT MET"})`,
+  );
+  console.log(
+    `  with 50 ms per call: lab ${median(latencyLab).toFixed(0)} ms, script ${median(latencyScript).toFixed(0)} ms`,
+  );
+  console.log(
+    `  parallel stages lab/script: ${parallel.toFixed(2)} (target ≤ 0.8: ${parallel <= 0.8 ? "met" : "NOT MET"})`,
+  );
+  console.log(
+    `  cold \`kmslab run\` (new process, whole lab): ${coldRun.toFixed(0)} ms; cold \`kmslab --version\`: ${coldVersion.toFixed(0)} ms`,
+  );
+  return overhead <= 1.3 && parallel <= 0.8;
+}
