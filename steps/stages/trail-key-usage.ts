@@ -1,4 +1,4 @@
-import { call, check, must, OBJECT_ARN, poll, x } from "../build.js";
+import { call, check, must, OBJECT_ARN, OBJECT_BODY, poll, tags, x } from "../build.js";
 import type { CallStep, ProbeStep, StageDef } from "../dsl.js";
 import { describeKeyByAlias } from "./sse-kms-upload.js";
 
@@ -28,9 +28,9 @@ const lookup = (eventName: "GenerateDataKey" | "Decrypt", variable: string): Cal
     { assign: { [variable]: x(forObject("$states.result.Events.$parse(CloudTrailEvent)")) } },
   );
 
-const readLogFiles: ProbeStep = {
+const readLogFiles = (id: string): ProbeStep => ({
   kind: "probe",
-  id: "logFiles",
+  id,
   title: "read the log files CloudTrail delivered",
   probe: "readLogFiles",
   args: {
@@ -46,7 +46,7 @@ const readLogFiles: ProbeStep = {
       "Step Functions cannot gunzip a delivered log file: this counts the files under the trail's prefix instead (the local engine reads them).",
     replacement: [
       call(
-        "logFilesList",
+        `${id}List`,
         "list the delivered log files",
         "s3",
         "ListObjectsV2",
@@ -58,7 +58,7 @@ const readLogFiles: ProbeStep = {
       ),
     ],
   },
-};
+});
 
 const usedWithKey = (events: string, points: number) =>
   `($count(${events}[$key.Arn in resources.ARN]) > 0 ? ${points} : 0)`;
@@ -107,6 +107,41 @@ export const trailKeyUsage: StageDef = {
     ),
   ],
   run: [
+    // Stage 3 may have uploaded (and stage 4 downloaded) before stage 2's trail started logging —
+    // they do not depend on each other. What the log files cannot hold yet is done again now that
+    // the trail logs: the same upload (same body, same key) and a signed download.
+    readLogFiles("logFilesBefore"),
+    describeKeyByAlias,
+    call(
+      "uploadAgain",
+      "upload the object again while the trail logs",
+      "s3",
+      "PutObject",
+      {
+        Bucket: x("$params.dataBucket"),
+        Key: x("$params.objectKey"),
+        Body: x(OBJECT_BODY),
+        ContentType: "text/plain; charset=utf-8",
+        ServerSideEncryption: "aws:kms",
+        SSEKMSKeyId: x("$key.Arn"),
+        BucketKeyEnabled: false,
+        Metadata: { sha256: x(`$hash(${OBJECT_BODY}, "SHA-256")`) },
+        Tagging: tags.header("sse-kms-upload"),
+      },
+      { when: `$not("GenerateDataKey" in $logRecords.eventName)` },
+    ),
+    call(
+      "downloadAgain",
+      "download the object again while the trail logs",
+      "s3",
+      "GetObject",
+      { Bucket: x("$params.dataBucket"), Key: x("$params.objectKey") },
+      {
+        when: `$not("Decrypt" in $logRecords.eventName)`,
+        sensitive: true,
+        assign: { downloadedAgain: x('$type($states.result.Body) = "string"') },
+      },
+    ),
     poll(
       "events",
       "wait until LookupEvents shows the upload's and the download's use of the key",
@@ -118,7 +153,7 @@ export const trailKeyUsage: StageDef = {
         waitingFor: "CloudTrail's event history (LookupEvents)",
       },
     ),
-    poll("delivery", "wait until a delivered log file holds both events", [readLogFiles], {
+    poll("delivery", "wait until a delivered log file holds both events", [readLogFiles("logFiles")], {
       until: `"GenerateDataKey" in $logRecords.eventName and "Decrypt" in $logRecords.eventName`,
       intervalSeconds: "$params.pollSeconds",
       budgetSeconds: "$params.trailWaitSeconds",
@@ -149,7 +184,7 @@ export const trailKeyUsage: StageDef = {
       "log-file",
       "a delivered log file holds both events",
       8,
-      [readLogFiles],
+      [readLogFiles("logFiles")],
       `${inLog("GenerateDataKey", 4)} + ${inLog("Decrypt", 4)}`,
       {
         evidence: { logFiles: "$logFiles", events: "$logRecords.eventID" },

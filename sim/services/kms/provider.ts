@@ -840,6 +840,26 @@ export class KmsService implements ServiceProvider {
   }
 
   /** A key by id, unless its scheduled deletion date has passed (then it and its aliases are removed). */
+  /**
+   * The ARN of the key a call names — by KeyId (id, ARN, alias or alias ARN) or by the key id
+   * inside a CiphertextBlob — for CloudTrail's `resources`, also when the call itself failed.
+   * Changes nothing (AWS managed keys are not created by asking).
+   */
+  keyArnFor(input: Record<string, unknown>, region: string): string | undefined {
+    let id: string | undefined;
+    const keyId = input.KeyId ?? input.DestinationKeyId;
+    if (typeof keyId === "string") {
+      const alias = /^(?:arn:aws[\w-]*:kms:[^:]*:[^:]*:)?(alias\/.+)$/.exec(keyId)?.[1];
+      if (alias) id = this.state.aliases[region]?.[alias]?.targetKeyId;
+      else id = keyId.startsWith("arn:") ? keyId.slice(keyId.lastIndexOf("/") + 1) : keyId;
+    } else if (input.CiphertextBlob instanceof Uint8Array) {
+      id = blobKeyId(input.CiphertextBlob);
+    } else if (typeof input.CiphertextBlob === "string") {
+      id = blobKeyId(Buffer.from(input.CiphertextBlob, "base64"));
+    }
+    return id === undefined ? undefined : this.state.keys[id]?.arn;
+  }
+
   private liveKey(keyId: string): KeyRecord | undefined {
     const key = this.state.keys[keyId];
     if (!key) return undefined;
