@@ -86,11 +86,12 @@ const ENGINE_VERSION = `${MACHINE_VERSION}.${LAB_VERSION}`;
  */
 const CRASH = /^(\d+)(:call)?$/.exec(process.env.KMSLAB_TEST_CRASH_AFTER_EFFECT ?? "");
 let effectsDone = 0;
-function maybeCrash(phase: "call" | "checkpoint"): void {
-  if (!CRASH || Number(CRASH[1]) !== effectsDone) return;
+function maybeCrash(phase: "call" | "checkpoint", effect: number): void {
+  if (!CRASH || Number(CRASH[1]) !== effect) return;
   if ((CRASH[2] === ":call") === (phase === "call")) process.kill(process.pid, "SIGKILL");
 }
 const DEADLINES = "__deadlines";
+const CURSOR = "__cursor";
 
 export function newRunId(): string {
   return `kmslab-${randomBytes(4).toString("hex")}`;
@@ -270,11 +271,12 @@ class Engine implements StageExecutor {
           st.journal.push(this.entry(st, e.stageId, key(e.stepId), e.service, e.action, "intent"));
         }),
       done: async (e) => {
-        effectsDone++;
-        maybeCrash("call");
+        const effect = ++effectsDone;
+        maybeCrash("call", effect);
         await this.checkpoint((st) => {
           const entry = this.entry(st, e.stageId, key(e.stepId), e.service, e.action, "done");
           entry.result = e.assigned;
+          st.journal.push(entry);
           if (e.resourceArn) {
             entry.resourceArn = e.resourceArn;
             const step = this.step(e.stageId, e.stepId);
@@ -291,7 +293,7 @@ class Engine implements StageExecutor {
           const r = this.record(st, e.stageId);
           r.outputs = { ...r.outputs, ...e.assigned };
         });
-        maybeCrash("checkpoint");
+        maybeCrash("checkpoint", effect);
       },
       recorded: (stepId) => {
         const latest = latestPhase(this.state.journal, stageId, key(stepId));
@@ -315,6 +317,12 @@ class Engine implements StageExecutor {
         });
         return fallbackMs;
       },
+      cursor: () => Number(this.state.stages[stageId]?.outputs[CURSOR] ?? 0),
+      stepDone: (completed, vars) =>
+        this.checkpoint((st) => {
+          const r = this.record(st, stageId);
+          r.outputs = { ...r.outputs, ...vars, [CURSOR]: completed };
+        }),
       progress: (event) => this.o.progress?.(event),
       stopping: () => this.stopping,
       ...(this.o.now ? { now: this.o.now } : {}),
@@ -341,7 +349,7 @@ class Engine implements StageExecutor {
   }
 
   private savedVars(stageId: StageId): Bindings {
-    const { [DEADLINES]: _, ...vars } = this.state.stages[stageId]?.outputs ?? {};
+    const { [DEADLINES]: _d, [CURSOR]: _c, ...vars } = this.state.stages[stageId]?.outputs ?? {};
     return vars;
   }
 
@@ -376,15 +384,13 @@ class Engine implements StageExecutor {
     await this.inFlight(async () => {
       const runner = this.runner(stageId, this.savedVars(stageId));
       try {
+        // What a resumed run needs is what the precondition found and what effects made (recorded
+        // by the journal hooks); reads are simply made again.
         await runner.runSteps(this.defs.get(stageId)!.run, true);
       } catch (err) {
         if (!(err instanceof StoppedError)) await this.recordError(stageId, err);
         throw err;
       }
-      await this.checkpoint((st) => {
-        const r = this.record(st, stageId);
-        r.outputs = { ...r.outputs, ...runner.persistableVars() };
-      });
     });
   }
 

@@ -22,6 +22,13 @@ export interface RunnerHooks {
   done(entry: EffectRecord & { resourceArn?: string; assigned: Bindings }): Promise<void>;
   /** A journaled effect of this stage attempt, if any (resume). */
   recorded(stepId: string): { phase: "intent" | "done"; assigned?: Bindings } | undefined;
+  /**
+   * A stage's run records how many of its steps are complete, with the variables they set: a
+   * resumed run skips them (a poll that proved a passing state — access denied for a while — is
+   * not asked to prove it again once the state has moved on).
+   */
+  cursor?(): number;
+  stepDone?(completed: number, vars: Bindings): Promise<void>;
   /** Polls keep their deadline here so a resumed wait keeps what is left of its budget. */
   deadline(key: string, fallbackMs: number): Promise<number>;
   progress?(event: ProgressEvent): void;
@@ -75,6 +82,9 @@ export interface RetryPolicy {
 /** Throttling and 5xx: exponential backoff with full jitter (ASL: the same Retry, JitterStrategy FULL). */
 export const TRANSIENT_RETRY: RetryPolicy = { maxAttempts: 8, baseMs: 200, maxDelayMs: 10_000 };
 
+/** The newest log files read per look: hours of a trail's files on AWS, a whole lab on the simulator. */
+const MAX_LOG_FILES = 1000;
+
 export class StageRunner {
   private keyUser?: { credentials: Credentials; expires: number };
   readonly vars: Bindings;
@@ -92,7 +102,7 @@ export class StageRunner {
     this.vars = { ...vars };
   }
 
-  /** The variables that may be checkpointed: all but those sensitive steps assigned. */
+  /** The variables that may be checkpointed: all but what sensitive, ephemeral and probe steps assigned. */
   persistableVars(): Bindings {
     const out: Bindings = {};
     for (const [k, v] of Object.entries(this.vars)) if (!this.sensitive.has(k)) out[k] = v;
@@ -112,7 +122,9 @@ export class StageRunner {
   }
 
   async runSteps(steps: readonly Step[], journal: boolean): Promise<void> {
-    for (const step of steps) {
+    const start = journal ? (this.hooks.cursor?.() ?? 0) : 0;
+    for (const [index, step] of steps.entries()) {
+      if (index < start) continue;
       if (this.hooks.stopping?.()) throw new StoppedError("stopped");
       this.hooks.progress?.({ kind: "step", stageId: this.stageId, stepId: step.id, title: step.title });
       switch (step.kind) {
@@ -130,6 +142,7 @@ export class StageRunner {
           await this.runPoll(step);
           break;
       }
+      if (journal) await this.hooks.stepDone?.(index + 1, this.persistableVars());
     }
   }
 
@@ -177,7 +190,8 @@ export class StageRunner {
   }
 
   private async runCall(step: CallStep, journal: boolean): Promise<void> {
-    if (step.sensitive) for (const name of Object.keys(step.assign ?? {})) this.sensitive.add(name);
+    if (step.sensitive || step.ephemeral)
+      for (const name of Object.keys(step.assign ?? {})) this.sensitive.add(name);
     if (step.when !== undefined && (await evaluate(`{% ${step.when} %}`, this.bindings())) !== true) {
       await this.assign(step.assign, undefined);
       return;
@@ -270,7 +284,8 @@ export class StageRunner {
     const arnExpr = step.effect.resource?.arn;
     const resourceArn = arnExpr ? String(await evaluate(`{% ${arnExpr} %}`, this.bindings())) : undefined;
     const keep: Bindings = {};
-    for (const name of Object.keys(step.assign ?? {})) keep[name] = this.vars[name];
+    for (const name of Object.keys(step.assign ?? {}))
+      if (this.vars[name] !== undefined) keep[name] = this.vars[name];
     await this.hooks.done({
       ...record,
       ...(resourceArn ? { resourceArn } : {}),
@@ -409,7 +424,7 @@ export class StageRunner {
     } while (token);
     keys.sort((a, b) => b.modified.localeCompare(a.modified));
     const records: unknown[] = [];
-    for (const { key } of keys.slice(0, 50)) {
+    for (const { key } of keys.slice(0, MAX_LOG_FILES)) {
       const out = await this.retrying("logFiles", () =>
         this.clients.call("s3", "GetObject", { Bucket: args.Bucket, Key: key }, { binaryBody: true }),
       );

@@ -62,6 +62,8 @@ export interface CallStep {
    * the engine keeps them in memory only.
    */
   sensitive?: true;
+  /** The variables this call assigns are large and only of the moment (CloudTrail events): not checkpointed. */
+  ephemeral?: true;
   /** JSONata: the call is made only when this holds (ASL: a Choice around the Task). */
   when?: string;
   /**

@@ -72,6 +72,7 @@ const lookupSequence: CallStep[] = [
       MaxResults: 50,
     },
     {
+      ephemeral: true,
       assign: {
         puts: x(
           `[$states.result.Events.$parse(CloudTrailEvent)[$key.Arn in resources.ARN and $not($exists(errorCode))]]`,
@@ -89,6 +90,7 @@ const lookupSequence: CallStep[] = [
       MaxResults: 50,
     },
     {
+      ephemeral: true,
       assign: {
         denials: x(
           `[$states.result.Events.$parse(CloudTrailEvent)[$exists(errorCode) and userIdentity.sessionContext.sessionIssuer.arn = ${ROLE_ARN}]]`,

@@ -56,7 +56,11 @@ const signedGet = call(
     Bucket: x("$params.dataBucket"),
     Key: x("$params.objectKey"),
   },
-  { tolerate: ["AccessDenied", "NoSuchKey", "NoSuchBucket"], assign: { body: x("$states.result.Body") } },
+  {
+    sensitive: true,
+    tolerate: ["AccessDenied", "NoSuchKey", "NoSuchBucket"],
+    assign: { body: x("$states.result.Body") },
+  },
 );
 
 export const publicAccessDenied: StageDef = {

@@ -25,7 +25,10 @@ const lookup = (eventName: "GenerateDataKey" | "Decrypt", variable: string): Cal
       LookupAttributes: [{ AttributeKey: "EventName", AttributeValue: eventName }],
       MaxResults: 50,
     },
-    { assign: { [variable]: x(forObject("$states.result.Events.$parse(CloudTrailEvent)")) } },
+    {
+      ephemeral: true,
+      assign: { [variable]: x(forObject("$states.result.Events.$parse(CloudTrailEvent)")) },
+    },
   );
 
 const readLogFiles = (id: string): ProbeStep => ({
