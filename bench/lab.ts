@@ -75,7 +75,7 @@ function learn(before: unknown, after: unknown, map: Map<string, string>): void 
     return;
   }
   if (Array.isArray(before) && Array.isArray(after)) {
-    before.forEach((b, i) => learn(b, after[i], map));
+    for (const [i, b] of before.entries()) learn(b, after[i], map);
     return;
   }
   if (before && after && typeof before === "object" && typeof after === "object")

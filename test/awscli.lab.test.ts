@@ -213,7 +213,9 @@ describe("the whole lab by hand with the AWS CLI against kmslab sim serve", () =
     const records: TrailEvent[] = [];
     for (const file of files) {
       expect(file.startsWith(prefix), file).toBe(true);
-      expect(file).toMatch(new RegExp(`${account}_CloudTrail_us-east-1_\\d{8}T\\d{4}Z_[A-Za-z0-9]{16}\\.json\\.gz$`));
+      expect(file).toMatch(
+        new RegExp(`${account}_CloudTrail_us-east-1_\\d{8}T\\d{4}Z_[A-Za-z0-9]{16}\\.json\\.gz$`),
+      );
       const out = join(work, "log.json.gz");
       await ok(["s3api", "get-object", "--bucket", logBucket, "--key", file, out]);
       records.push(...(JSON.parse(gunzipSync(readFileSync(out)).toString("utf8")).Records as TrailEvent[]));
