@@ -74,6 +74,8 @@ export interface TrailRecord {
   deliveredSeq: number;
   /** When logging stopped: the last event it still owes a file for. */
   stopSeq?: number;
+  /** The next delivery is not before this (epoch ms): files come every interval, not at once. */
+  nextDeliveryAt?: number;
 }
 
 export interface CloudTrailState {
@@ -268,6 +270,7 @@ export class CloudTrailService implements ServiceProvider {
     if (trail.isLogging) return;
     trail.isLogging = true;
     trail.startLoggingTime = ctx.now.toISOString();
+    trail.nextDeliveryAt = ctx.now.getTime() + this.account.options.trailDeliveryIntervalMs;
     delete trail.stopSeq;
     // What happened while the trail did not log is never delivered; this call itself is.
     trail.deliveredSeq = this.events.nextSeq - 1;
@@ -512,8 +515,7 @@ export class CloudTrailService implements ServiceProvider {
     const interval = this.account.options.trailDeliveryIntervalMs;
     for (const trail of Object.values(this.state.trails)) {
       if (!trail.isLogging && trail.stopSeq === undefined) continue;
-      const last = trail.latestDeliveryAttemptTime ? Date.parse(trail.latestDeliveryAttemptTime) : 0;
-      if (now.getTime() - last < interval) continue;
+      if (now.getTime() < (trail.nextDeliveryAt ?? 0)) continue;
       const through = trail.isLogging ? Number.POSITIVE_INFINITY : trail.stopSeq!;
       const pending = this.events.since(trail.deliveredSeq, through);
       const records = pending.filter((e) => selects(trail, e));
@@ -526,6 +528,7 @@ export class CloudTrailService implements ServiceProvider {
         continue;
       }
       trail.latestDeliveryAttemptTime = now.toISOString();
+      trail.nextDeliveryAt = now.getTime() + interval;
       try {
         this.writeLogFile(trail, records, now);
         trail.latestDeliveryTime = now.toISOString();
