@@ -11,7 +11,7 @@ import { FileStateStore } from "../state/index.js";
 import { parseParams, resolveParams } from "../steps/params.js";
 
 const bundle = "../dist/index.js";
-const { Simulator, FaultInjector } = (await import(bundle)) as typeof SimLibrary;
+const { Simulator, FaultInjector, PROFILES } = (await import(bundle)) as typeof SimLibrary;
 
 /**
  * The lab engine's cost, measured side by side in one run:
@@ -30,14 +30,19 @@ const FAST = { pollSeconds: 1, trailWaitSeconds: 60, propagationWaitSeconds: 10 
 
 type Sim = ReturnType<typeof Simulator.inMemory>;
 
+/**
+ * CloudTrail's 2 LookupEvents/s would make both sides mostly wait (the lab looks events up 8 times):
+ * the limit is lifted in the account and in the engine's pacing alike, so what is compared is work.
+ */
 function freshSim(latencyMs = 0): Sim {
   const faults = latencyMs > 0 ? FaultInjector.parse(`*:latency=${latencyMs}`) : undefined;
-  return Simulator.inMemory({ profile: "instant", ...(faults ? { faults } : {}) });
+  const profile = { ...PROFILES.instant!, trailLookupsPerSecond: 0 };
+  return Simulator.inMemory({ profile, ...(faults ? { faults } : {}) });
 }
 
 async function lab(sim: Sim): Promise<{ ms: number; calls: ObservedCall[] }> {
   const dir = mkdtempSync(join(tmpdir(), "kmslab-bench-lab-"));
-  const clients = new Clients({ ...sim.clientConfig(), region: REGION });
+  const clients = new Clients({ ...sim.clientConfig(), region: REGION }, {}, 0);
   const calls: ObservedCall[] = [];
   clients.observer = (c) => calls.push(c);
   const start = performance.now();
@@ -71,7 +76,9 @@ function substitute(value: unknown, map: Map<string, string>): unknown {
 /** Learns which new values stand for which old ones, from two outputs of the same call. */
 function learn(before: unknown, after: unknown, map: Map<string, string>): void {
   if (typeof before === "string" && typeof after === "string") {
-    if (before !== after && before.length >= 10 && !before.includes("\n")) map.set(before, after);
+    // Only what the account invents: key ids and ARNs, ciphertexts. (Names are the same in both runs.)
+    const invented = /^[0-9a-f-]{36}$|:key\/[0-9a-f-]{36}$|^[A-Za-z0-9+/=]{60,}$/;
+    if (before !== after && invented.test(before)) map.set(before, after);
     return;
   }
   if (Array.isArray(before) && Array.isArray(after)) {
@@ -84,7 +91,7 @@ function learn(before: unknown, after: unknown, map: Map<string, string>): void 
 
 /** The recorded calls, one after another, as a plain script would make them. */
 async function script(sim: Sim, calls: ObservedCall[], oldAccount: string): Promise<number> {
-  const clients = new Clients({ ...sim.clientConfig(), region: REGION });
+  const clients = new Clients({ ...sim.clientConfig(), region: REGION }, {}, 0);
   const map = new Map([[oldAccount, sim.account.accountId]]);
   let keyUser: Credentials | undefined;
   const start = performance.now();
@@ -103,7 +110,9 @@ async function script(sim: Sim, calls: ObservedCall[], oldAccount: string): Prom
         };
       }
     } catch (err) {
-      if (!(err instanceof AwsError) || !c.error) throw err; // the recorded run got an error here too
+      // The recorded run may have had an error here too; and log files have random names, so a
+      // replayed read of one the new account named otherwise answers NoSuchKey: a call all the same.
+      if (!(err instanceof AwsError)) throw err;
     }
   }
   const ms = performance.now() - start;

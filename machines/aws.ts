@@ -112,16 +112,38 @@ export interface ObservedCall {
   options: CallOptions;
 }
 
+/**
+ * CloudTrail allows 2 LookupEvents per second per account and Region (aws-subset §3.4): the engine
+ * paces its own lookups, across all stages, rather than being throttled and backing off.
+ */
+class Pacer {
+  private next = 0;
+  constructor(private readonly perSecond: number) {}
+
+  async turn(): Promise<void> {
+    if (this.perSecond <= 0) return;
+    const now = Date.now();
+    const at = Math.max(now, this.next);
+    this.next = at + 1000 / this.perSecond;
+    if (at > now) await new Promise((r) => setTimeout(r, at - now));
+  }
+}
+
 export class Clients {
   private readonly cache = new Map<string, SdkClient>();
+  private readonly lookups: Pacer;
   /** Sees every call, with its output or its error. */
   observer?: (call: ObservedCall) => void;
 
   constructor(
     readonly base: ClientBase,
-    /** Extra config per client (tests: none; unsigned probes: a no-op signer). */
+    /** Extra config per client. */
     private readonly extra: Record<string, unknown> = {},
-  ) {}
+    /** LookupEvents per second the engine allows itself (AWS's limit; 0: no pacing). */
+    lookupsPerSecond = 2,
+  ) {
+    this.lookups = new Pacer(lookupsPerSecond);
+  }
 
   /** A client for the service, with the base credentials or the given ones. */
   client(service: Service, credentials?: Credentials, variant = ""): SdkClient {
@@ -171,6 +193,7 @@ export class Clients {
     for (const member of BLOB_INPUTS[`${service}.${action}`] ?? [])
       if (typeof args[member] === "string") args[member] = Buffer.from(args[member] as string, "base64");
     const client = this.client(service, options.credentials, options.unsigned ? "unsigned" : "");
+    if (service === "cloudtrail" && action === "LookupEvents") await this.lookups.turn();
     let output: Record<string, unknown>;
     try {
       output = await client.send(new Command(args));
@@ -182,8 +205,9 @@ export class Clients {
       this.observer?.({ service, action, input, error, options });
       throw error;
     }
-    this.observer?.({ service, action, input, output, options });
-    return (await jsonSafe(output)) as Record<string, unknown>;
+    const safe = (await jsonSafe(output)) as Record<string, unknown>;
+    this.observer?.({ service, action, input, output: safe, options });
+    return safe;
   }
 
   destroy(): void {

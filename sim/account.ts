@@ -20,12 +20,29 @@ export interface AccountOptions {
   trailLookupDelayMs: number;
   /** A logging trail delivers a log file of its pending records this often (AWS: about 5 minutes). */
   trailDeliveryIntervalMs: number;
+  /** LookupEvents allowed per second per account and Region (AWS: 2); 0 lifts the limit (benchmarks). */
+  trailLookupsPerSecond: number;
 }
 
 export const PROFILES: Record<string, AccountOptions> = {
-  instant: { propagationDelayMs: 0, trailLookupDelayMs: 0, trailDeliveryIntervalMs: 0 },
-  standard: { propagationDelayMs: 0, trailLookupDelayMs: 1_000, trailDeliveryIntervalMs: 1_000 },
-  realistic: { propagationDelayMs: 8_000, trailLookupDelayMs: 180_000, trailDeliveryIntervalMs: 300_000 },
+  instant: {
+    propagationDelayMs: 0,
+    trailLookupDelayMs: 0,
+    trailDeliveryIntervalMs: 0,
+    trailLookupsPerSecond: 2,
+  },
+  standard: {
+    propagationDelayMs: 0,
+    trailLookupDelayMs: 1_000,
+    trailDeliveryIntervalMs: 1_000,
+    trailLookupsPerSecond: 2,
+  },
+  realistic: {
+    propagationDelayMs: 8_000,
+    trailLookupDelayMs: 180_000,
+    trailDeliveryIntervalMs: 300_000,
+    trailLookupsPerSecond: 2,
+  },
 };
 
 /** What a listener learns about each completed call (CloudTrail records every one of them). */

@@ -322,7 +322,9 @@ describe("the event history", () => {
     expect(denied[0]).toMatchObject({ errorCode: "AccessDenied", resources: [{ ARN: key.Arn }] });
     expect(denied[0].errorMessage).toContain("is not authorized to perform: kms:Decrypt");
     // Credentials and data never reach the history (read here as a trail's log file holds it).
-    const everything = env.sim.account.cloudtrail.events.events.map((e) => e.json).join("\n");
+    const everything = env.sim.account.cloudtrail.events.events
+      .map((e) => env.sim.account.cloudtrail.events.json(e))
+      .join("\n");
     expect(everything).not.toContain(session.SecretAccessKey!);
     expect(everything).not.toContain(session.SessionToken!);
     expect(everything).not.toContain(Buffer.from(CiphertextBlob!).toString("base64"));

@@ -67,9 +67,18 @@ const BASIC_ISO = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 export function parseAmzDate(value: string): number {
   const m = BASIC_ISO.exec(value);
   if (!m) return Number.NaN;
-  const ms = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
+  const [y, mo, d, h, mi, s] = [+m[1]!, +m[2]!, +m[3]!, +m[4]!, +m[5]!, +m[6]!];
+  const ms = Date.UTC(y, mo - 1, d, h, mi, s);
   // Date.UTC rolls 20261340 over into the next year; AWS rejects such dates, so do we.
-  return formatAmzDate(new Date(ms)) === value ? ms : Number.NaN;
+  const back = new Date(ms);
+  return back.getUTCFullYear() === y &&
+    back.getUTCMonth() === mo - 1 &&
+    back.getUTCDate() === d &&
+    h < 24 &&
+    mi < 60 &&
+    s < 60
+    ? ms
+    : Number.NaN;
 }
 
 /** `20261128T120000Z` for a Date (seconds precision, UTC). */

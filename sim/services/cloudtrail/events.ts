@@ -1,34 +1,27 @@
 import { appendFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { TrailEvent } from "./records.js";
+import type { EventSummary, TrailEvent } from "./records.js";
 
 /**
  * The account's event history: every recorded event, in order, with the few fields LookupEvents
- * filters on kept beside the JSON text (100,000 events must stay cheap to hold and to search).
- * Persistent accounts append each event as one JSON line under `<dataDir>/cloudtrail/`, not in
- * account.json (which is rewritten on every change); a line a crash cut short is ignored on load,
- * and events older than CloudTrail's 90 days are dropped.
+ * and trail selectors look at kept as plain values. The full record (its JSON) is built only when
+ * someone reads it — a lookup, a log file — because most calls are never looked at and a simulated
+ * call must stay cheap; persistent accounts build it at once and append it as one JSON line under
+ * `<dataDir>/cloudtrail/` (not in account.json, which is rewritten on every change). A line a crash
+ * cut short is ignored on load, and events older than CloudTrail's 90 days are dropped.
  */
-export interface StoredEvent {
+export interface StoredEvent extends EventSummary {
   seq: number;
-  /** Epoch milliseconds of eventTime. */
-  time: number;
-  region: string;
-  category: "Management" | "Data";
   eventId: string;
-  eventName: string;
-  eventSource: string;
-  readOnly: boolean;
-  username?: string;
-  accessKeyId?: string;
-  resources: { type: string; name: string }[];
-  /** Whether a trail's own log-file delivery made it (never shown, never delivered). */
-  json: string;
+  /** The record as JSON, once built (always, for events loaded from disk). */
+  json?: string;
+  /** Builds the record (dropped once built). */
+  build?: () => TrailEvent;
 }
 
 export const RETENTION_MS = 90 * 24 * 3600 * 1000;
 
-/** LookupEvents' attribute keys → the stored field they search. */
+/** LookupEvents' attribute keys. */
 export type LookupKey =
   | "EventId"
   | "EventName"
@@ -41,7 +34,7 @@ export type LookupKey =
 
 export class EventStore {
   readonly events: StoredEvent[] = [];
-  private readonly index = new Map<string, StoredEvent[]>();
+  private readonly index = new Map<LookupKey, Map<string, StoredEvent[]>>();
   private readonly file?: string;
   private seq = 0;
 
@@ -61,7 +54,12 @@ export class EventStore {
         } catch {
           continue; // cut short by a crash
         }
-        if (typeof stored.seq !== "number" || now - stored.time > RETENTION_MS) continue;
+        if (
+          typeof stored.seq !== "number" ||
+          typeof stored.json !== "string" ||
+          now - stored.time > RETENTION_MS
+        )
+          continue;
         this.add(stored);
       }
     }
@@ -71,80 +69,68 @@ export class EventStore {
     return this.seq + 1;
   }
 
-  /** Records one event; returns it as stored. */
-  record(event: TrailEvent): StoredEvent {
-    const identity = event.userIdentity as {
-      type?: string;
-      userName?: string;
-      accessKeyId?: string;
-      arn?: string;
-      invokedBy?: string;
-    };
-    const username =
-      identity.type === "IAMUser"
-        ? identity.userName
-        : identity.type === "AssumedRole"
-          ? identity.arn?.split("/").pop()
-          : identity.type === "Root"
-            ? "root"
-            : identity.invokedBy;
-    const resources: StoredEvent["resources"] = [];
-    for (const r of event.resources ?? []) {
-      resources.push({ type: r.type, name: r.ARN });
-      // A key is found by its id as well as its ARN (§9.5: which one AWS indexes is unconfirmed).
-      if (r.type === "AWS::KMS::Key")
-        resources.push({ type: r.type, name: r.ARN.slice(r.ARN.lastIndexOf("/") + 1) });
+  /** Records one event from its summary; `build` makes the full record when it is first read. */
+  record(summary: EventSummary, eventId: string, build: () => TrailEvent): StoredEvent {
+    // The summary is this call's own: it becomes the stored event rather than being copied.
+    const stored = summary as StoredEvent;
+    stored.seq = this.seq + 1;
+    stored.eventId = eventId;
+    stored.build = build;
+    if (this.file) {
+      this.json(stored);
+      appendFileSync(this.file, `${JSON.stringify({ ...stored, build: undefined })}\n`, { mode: 0o600 });
     }
-    const stored: StoredEvent = {
-      seq: this.seq + 1,
-      time: Date.parse(event.eventTime),
-      region: event.awsRegion,
-      category: event.eventCategory,
-      eventId: event.eventID,
-      eventName: event.eventName,
-      eventSource: event.eventSource,
-      readOnly: event.readOnly,
-      ...(username ? { username } : {}),
-      ...(identity.accessKeyId ? { accessKeyId: identity.accessKeyId } : {}),
-      resources,
-      json: JSON.stringify(event),
-    };
     this.add(stored);
-    if (this.file) appendFileSync(this.file, `${JSON.stringify(stored)}\n`, { mode: 0o600 });
     return stored;
+  }
+
+  /** The event's record as JSON. */
+  json(e: StoredEvent): string {
+    if (e.json === undefined) {
+      e.json = JSON.stringify(e.build!());
+      delete e.build;
+    }
+    return e.json;
   }
 
   private add(e: StoredEvent): void {
     this.seq = Math.max(this.seq, e.seq);
     this.events.push(e);
-    const keys = [
-      `EventId\0${e.eventId}`,
-      `EventName\0${e.eventName}`,
-      `ReadOnly\0${e.readOnly}`,
-      `EventSource\0${e.eventSource}`,
-      ...(e.username ? [`Username\0${e.username}`] : []),
-      ...(e.accessKeyId ? [`AccessKeyId\0${e.accessKeyId}`] : []),
-      ...e.resources.flatMap((r) => [`ResourceType\0${r.type}`, `ResourceName\0${r.name}`]),
-    ];
-    for (const key of new Set(keys)) {
-      let list = this.index.get(key);
-      if (!list) {
-        list = [];
-        this.index.set(key, list);
-      }
-      list.push(e);
+    this.put("EventId", e.eventId, e);
+    this.put("EventName", e.eventName, e);
+    this.put("ReadOnly", e.readOnly ? "true" : "false", e);
+    this.put("EventSource", e.eventSource, e);
+    if (e.username !== undefined) this.put("Username", e.username, e);
+    if (e.accessKeyId !== undefined) this.put("AccessKeyId", e.accessKeyId, e);
+    for (const r of e.resources) {
+      this.put("ResourceType", r.type, e);
+      this.put("ResourceName", r.ARN, e);
+      // A key is found by its id as well as its ARN (§9.5: which one AWS indexes is unconfirmed).
+      if (r.type === "AWS::KMS::Key") this.put("ResourceName", r.ARN.slice(r.ARN.lastIndexOf("/") + 1), e);
     }
+  }
+
+  private put(key: LookupKey, value: string, e: StoredEvent): void {
+    let byValue = this.index.get(key);
+    if (!byValue) {
+      byValue = new Map();
+      this.index.set(key, byValue);
+    }
+    const list = byValue.get(value);
+    // An event is listed once per value (two resources of one type name it once).
+    if (!list) byValue.set(value, [e]);
+    else if (list[list.length - 1] !== e) list.push(e);
   }
 
   /** Events matching one attribute (all when none), oldest first. */
   matching(key: LookupKey | undefined, value: string | undefined): readonly StoredEvent[] {
     if (key === undefined) return this.events;
-    return this.index.get(`${key}\0${value}`) ?? [];
+    return this.index.get(key)?.get(value ?? "") ?? [];
   }
 
   /** Events recorded after `seq` (exclusive) up to `through` (inclusive), oldest first. */
   since(seq: number, through = Number.POSITIVE_INFINITY): StoredEvent[] {
-    // Sequence numbers are dense and ordered: find the start by binary search.
+    // Sequence numbers are ordered: find the start by binary search.
     let lo = 0;
     let hi = this.events.length;
     while (lo < hi) {

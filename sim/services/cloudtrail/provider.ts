@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import type { Account } from "../../account.js";
 import { ServiceError } from "../../core/errors.js";
@@ -13,7 +13,7 @@ import { bool, int, list, str, struct, timestamp, validate } from "../../core/va
 import { authorize } from "../../policy/index.js";
 import { s3Allowed } from "../s3/access.js";
 import { EventStore, type LookupKey, RETENTION_MS, type StoredEvent } from "./events.js";
-import { GLOBAL_SOURCES, toTrailEvent, trailTime } from "./records.js";
+import { GLOBAL_SOURCES, slim, summarize, toTrailEvent, trailTime } from "./records.js";
 
 /**
  * The simulated AWS CloudTrail (awsJson1_1): trails and their log delivery into S3, the event
@@ -102,7 +102,6 @@ const LOOKUP_KEYS: readonly LookupKey[] = [
 ];
 
 const TRAIL_NAME = /^[A-Za-z0-9._-]+$/;
-const LOOKUP_RATE = 2;
 
 export class CloudTrailService implements ServiceProvider {
   readonly service = "cloudtrail";
@@ -145,7 +144,10 @@ export class CloudTrailService implements ServiceProvider {
     account.observe((record) => {
       // A trail's own log-file writes are not events of the account.
       if (record.ctx.principal.service === CLOUDTRAIL.service) return;
-      this.events.record(toTrailEvent(record, account));
+      const summary = summarize(record, account);
+      const eventId = randomUUID();
+      const kept = slim(record);
+      this.events.record(summary, eventId, () => toTrailEvent(kept, account, eventId, summary));
     });
     account.onTick((now) => this.deliver(now));
   }
@@ -499,10 +501,8 @@ export class CloudTrailService implements ServiceProvider {
         EventTime: new Date(e.time),
         EventSource: e.eventSource,
         Username: e.username,
-        Resources: e.resources
-          .filter((r, i, all) => all.findIndex((o) => o.type === r.type) === i || r.type !== "AWS::KMS::Key")
-          .map((r) => ({ ResourceType: r.type, ResourceName: r.name })),
-        CloudTrailEvent: e.json,
+        Resources: e.resources.map((r) => ({ ResourceType: r.type, ResourceName: r.ARN })),
+        CloudTrailEvent: this.events.json(e),
       })),
       NextToken: next,
     };
@@ -553,7 +553,7 @@ export class CloudTrailService implements ServiceProvider {
     const random = Array.from(randomBytes(16), (b) => alphabet[b % alphabet.length]).join("");
     const prefix = trail.s3KeyPrefix ? `${trail.s3KeyPrefix}/` : "";
     const key = `${prefix}AWSLogs/${acct}/CloudTrail/${trail.region}/${y}/${m}/${d}/${acct}_CloudTrail_${trail.region}_${stamp}_${random}.json.gz`;
-    const body = gzipSync(`{"Records":[${records.map((r) => r.json).join(",")}]}`);
+    const body = gzipSync(`{"Records":[${records.map((r) => this.events.json(r)).join(",")}]}`);
     const ctx: CallContext = {
       accountId: acct,
       region: trail.region,
@@ -661,9 +661,11 @@ export class CloudTrailService implements ServiceProvider {
 
   /** 2 LookupEvents per second per account and Region (aws-subset §3.4), on the account's clock. */
   private throttle(ctx: CallContext): void {
+    const rate = this.account.options.trailLookupsPerSecond;
+    if (rate <= 0) return;
     const now = ctx.now.getTime();
-    const b = this.buckets.get(ctx.region) ?? { tokens: LOOKUP_RATE, at: now };
-    b.tokens = Math.min(LOOKUP_RATE, b.tokens + ((now - b.at) / 1000) * LOOKUP_RATE);
+    const b = this.buckets.get(ctx.region) ?? { tokens: rate, at: now };
+    b.tokens = Math.min(rate, b.tokens + ((now - b.at) / 1000) * rate);
     b.at = now;
     this.buckets.set(ctx.region, b);
     if (b.tokens < 1) throw new ServiceError("ThrottlingException", "Rate exceeded");
@@ -743,7 +745,7 @@ function selects(t: TrailRecord, e: StoredEvent): boolean {
         e.resources.some(
           (r) =>
             r.type === "AWS::S3::Object" &&
-            (d.Values ?? []).some((v) => v === "arn:aws:s3" || v === "arn:aws:s3:::" || r.name.startsWith(v)),
+            (d.Values ?? []).some((v) => v === "arn:aws:s3" || v === "arn:aws:s3:::" || r.ARN.startsWith(v)),
         ),
     );
   });
@@ -762,7 +764,7 @@ function fieldMatches(f: FieldSelector, e: StoredEvent): boolean {
             : f.Field === "resources.type"
               ? e.resources.map((r) => r.type)
               : f.Field === "resources.ARN"
-                ? e.resources.map((r) => r.name)
+                ? e.resources.map((r) => r.ARN)
                 : [];
   const any = (list: string[] | undefined, test: (v: string, x: string) => boolean) =>
     list === undefined || values.some((v) => list.some((x) => test(v, x)));

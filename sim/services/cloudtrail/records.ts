@@ -1,5 +1,4 @@
 import type { Account, CallRecord } from "../../account.js";
-import { ids } from "../../account.js";
 import type { Principal } from "../../core/types.js";
 
 /**
@@ -221,10 +220,78 @@ function resources(r: CallRecord, account: Account): TrailEvent["resources"] {
 /** CloudTrail's timestamps: ISO 8601 in UTC, to the second. */
 export const trailTime = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 
-export function toTrailEvent(r: CallRecord, account: Account): TrailEvent {
+/** What LookupEvents and trail selectors need of a call, cheap to compute when it happens. */
+export interface EventSummary {
+  time: number;
+  region: string;
+  category: "Management" | "Data";
+  eventName: string;
+  eventSource: string;
+  readOnly: boolean;
+  username?: string;
+  accessKeyId?: string;
+  resources: NonNullable<TrailEvent["resources"]>;
+}
+
+export function summarize(r: CallRecord, account: Account): EventSummary {
+  const p = r.ctx.principal;
+  const username =
+    p.type === "IAMUser"
+      ? p.userName
+      : p.type === "AssumedRole"
+        ? p.sessionName
+        : p.type === "Root"
+          ? "root"
+          : p.type === "AWSService"
+            ? p.service
+            : undefined;
+  const summary: EventSummary = {
+    time: Math.floor(r.ctx.now.getTime() / 1000) * 1000,
+    region: GLOBAL_SOURCES.has(r.eventSource) ? "us-east-1" : r.ctx.region,
+    category: r.service === "s3" && S3_DATA.has(r.operation) ? "Data" : "Management",
+    eventName: r.operation,
+    eventSource: r.eventSource,
+    readOnly: r.readOnly,
+    resources: resources(r, account) ?? [],
+  };
+  if (username !== undefined) summary.username = username;
+  if (p.accessKeyId !== undefined) summary.accessKeyId = p.accessKeyId;
+  return summary;
+}
+
+/**
+ * What the full record will need of a call, and nothing more: the event history keeps this until
+ * the record is built, so blobs, plaintext and outputs no record shows are let go at once.
+ */
+export function slim(r: CallRecord): CallRecord {
+  let input = r.input;
+  for (const k of Object.keys(input))
+    if (SECRET_MEMBERS.has(k)) {
+      input = { ...input };
+      for (const m of SECRET_MEMBERS) delete input[m];
+      break;
+    }
+  let output: unknown;
+  if (r.service === "kms" && KMS_CRYPTO.has(r.operation)) {
+    const id = (r.output as { KeyMaterialId?: string } | undefined)?.KeyMaterialId;
+    output = id === undefined ? undefined : { KeyMaterialId: id };
+  } else if (!r.readOnly && r.service !== "s3") output = r.output;
+  const out: CallRecord = { ...r, input };
+  if (output === undefined) delete out.output;
+  else out.output = output;
+  return out;
+}
+
+/** The full record, built when it is looked up or delivered (most calls are never looked at). */
+export function toTrailEvent(
+  r: CallRecord,
+  account: Account,
+  eventId: string,
+  summary: EventSummary,
+): TrailEvent {
   const via = r.ctx.viaService;
-  const data = r.service === "s3" && S3_DATA.has(r.operation);
-  const region = GLOBAL_SOURCES.has(r.eventSource) ? "us-east-1" : r.ctx.region;
+  const data = summary.category === "Data";
+  const region = summary.region;
   const event: TrailEvent = {
     eventVersion: "1.11",
     userIdentity: userIdentity(r.ctx.principal, via),
@@ -237,7 +304,7 @@ export function toTrailEvent(r: CallRecord, account: Account): TrailEvent {
     requestParameters: requestParameters(r),
     responseElements: responseElements(r),
     requestID: r.ctx.requestId,
-    eventID: ids.uuid(),
+    eventID: eventId,
     readOnly: r.readOnly,
     eventType: "AwsApiCall",
     managementEvent: !data,
@@ -249,9 +316,8 @@ export function toTrailEvent(r: CallRecord, account: Account): TrailEvent {
     event.errorCode = r.error.code === "AccessDeniedException" ? "AccessDenied" : r.error.code;
     event.errorMessage = r.error.message;
   }
-  const res = resources(r, account);
-  if (res) event.resources = res;
-  if (r.service === "kms" && KMS_CRYPTO.has(r.operation) && !r.error) {
+  if (summary.resources.length > 0) event.resources = summary.resources;
+  if (r.service === "kms" && KMS_CRYPTO.has(r.operation) && !r.error && r.output) {
     const out = r.output as { KeyMaterialId?: string } | undefined;
     if (out?.KeyMaterialId) event.additionalEventData = { keyMaterialId: out.KeyMaterialId };
   }
