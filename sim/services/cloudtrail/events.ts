@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, truncateSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { EventSummary, TrailEvent } from "./records.js";
 
@@ -7,8 +7,10 @@ import type { EventSummary, TrailEvent } from "./records.js";
  * and trail selectors look at kept as plain values. The full record (its JSON) is built only when
  * someone reads it — a lookup, a log file — because most calls are never looked at and a simulated
  * call must stay cheap; persistent accounts build it at once and append it as one JSON line under
- * `<dataDir>/cloudtrail/` (not in account.json, which is rewritten on every change). A line a crash
- * cut short is ignored on load, and events older than CloudTrail's 90 days are dropped.
+ * `<dataDir>/cloudtrail/events-<n>.jsonl` (not in account.json, which is rewritten on every change).
+ * A file holds at most SEGMENT_EVENTS events of one UTC day, so whole files age out: on load, files
+ * whose events are all older than CloudTrail's 90 days are deleted and older events dropped; a line
+ * a crash cut short is ignored and cut off the file (the next line appended starts clean).
  */
 export interface StoredEvent extends EventSummary {
   seq: number;
@@ -32,37 +34,67 @@ export type LookupKey =
   | "EventSource"
   | "AccessKeyId";
 
+/** Events per history file; a file also holds one UTC day only. */
+export const SEGMENT_EVENTS = 10_000;
+
+const DAY_MS = 24 * 3600 * 1000;
+
 export class EventStore {
   readonly events: StoredEvent[] = [];
   private readonly index = new Map<LookupKey, Map<string, StoredEvent[]>>();
-  private readonly file?: string;
+  private readonly dir?: string;
   private seq = 0;
+  /** The file being appended to: its number, events and UTC day (epoch days). */
+  private segment = { n: 0, count: 0, day: -1 };
 
   constructor(dataDir: string | undefined, now: number) {
     if (!dataDir) return;
     const dir = join(dataDir, "cloudtrail");
+    this.dir = dir;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.file = join(dir, "events.jsonl");
-    for (const name of readdirSync(dir)
-      .filter((n) => n.endsWith(".jsonl"))
-      .sort()) {
-      for (const line of readFileSync(join(dir, name), "utf8").split("\n")) {
+    // `events.jsonl` (one file, before segments) reads as file 0.
+    const files = readdirSync(dir)
+      .map((name) => ({ name, m: /^events(?:-(\d+))?\.jsonl$/.exec(name) }))
+      .filter((f) => f.m !== null)
+      .map((f) => ({ name: f.name, n: Number(f.m![1] ?? 0) }))
+      .sort((a, b) => a.n - b.n);
+    for (const [i, f] of files.entries()) {
+      const path = join(dir, f.name);
+      const text = readFileSync(path, "utf8");
+      const end = text.lastIndexOf("\n") + 1;
+      // Only the file being written when a process died can end in a torn line.
+      if (end < text.length && i === files.length - 1) truncateSync(path, end);
+      let kept = 0;
+      let lines = 0;
+      let newest = Number.NEGATIVE_INFINITY;
+      for (const line of text.slice(0, end).split("\n")) {
         if (!line) continue;
+        lines++;
         let stored: StoredEvent;
         try {
           stored = JSON.parse(line) as StoredEvent;
         } catch {
-          continue; // cut short by a crash
+          continue; // not an event (cut short, then written over by an older version)
         }
-        if (
-          typeof stored.seq !== "number" ||
-          typeof stored.json !== "string" ||
-          now - stored.time > RETENTION_MS
-        )
-          continue;
+        if (typeof stored.seq !== "number" || typeof stored.json !== "string") continue;
+        newest = Math.max(newest, stored.time);
+        if (now - stored.time > RETENTION_MS) continue;
         this.add(stored);
+        kept++;
       }
+      if (kept === 0 && now - newest > RETENTION_MS) unlinkSync(path);
+      else this.segment = { n: f.n, count: lines, day: Math.floor(newest / DAY_MS) };
+      this.segment.n = Math.max(this.segment.n, f.n);
     }
+  }
+
+  /** The file the next event is appended to (a new one per SEGMENT_EVENTS events or UTC day). */
+  private fileFor(time: number): string {
+    const day = Math.floor(time / DAY_MS);
+    if (this.segment.n === 0 || this.segment.count >= SEGMENT_EVENTS || day !== this.segment.day)
+      this.segment = { n: this.segment.n + 1, count: 0, day };
+    this.segment.count++;
+    return join(this.dir!, `events-${this.segment.n}.jsonl`);
   }
 
   get nextSeq(): number {
@@ -76,9 +108,11 @@ export class EventStore {
     stored.seq = this.seq + 1;
     stored.eventId = eventId;
     stored.build = build;
-    if (this.file) {
+    if (this.dir) {
       this.json(stored);
-      appendFileSync(this.file, `${JSON.stringify({ ...stored, build: undefined })}\n`, { mode: 0o600 });
+      appendFileSync(this.fileFor(stored.time), `${JSON.stringify({ ...stored, build: undefined })}\n`, {
+        mode: 0o600,
+      });
     }
     this.add(stored);
     return stored;

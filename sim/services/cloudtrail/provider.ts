@@ -435,7 +435,8 @@ export class CloudTrailService implements ServiceProvider {
     }>(input, {
       LookupAttributes: list(
         struct({
-          AttributeKey: str({ required: true, enum: LOOKUP_KEYS }),
+          // Checked below: CloudTrail answers an unknown key with its own exception.
+          AttributeKey: str({ required: true }),
           AttributeValue: str({ required: true, min: 1, max: 2000 }),
         }),
       ),
@@ -448,11 +449,17 @@ export class CloudTrailService implements ServiceProvider {
     this.authorizeCall(ctx, "cloudtrail:LookupEvents", "*");
     this.throttle(ctx);
     const attrs = req.LookupAttributes ?? [];
-    // Wording unconfirmed: AWS allows one attribute per request.
+    // AWS allows one attribute per request, of eight keys; both messages are unconfirmed.
     if (attrs.length > 1)
       throw new ServiceError(
         "InvalidLookupAttributesException",
         "You cannot specify more than one lookup attribute.",
+      );
+    const attr = attrs[0];
+    if (attr && !LOOKUP_KEYS.includes(attr.AttributeKey))
+      throw new ServiceError(
+        "InvalidLookupAttributesException",
+        `Invalid lookup attribute key: ${attr.AttributeKey}. Valid keys are: ${LOOKUP_KEYS.join(", ")}.`,
       );
     if (req.MaxResults !== undefined && (req.MaxResults < 1 || req.MaxResults > 50))
       throw new ServiceError(
