@@ -468,7 +468,7 @@ describe("event records and lookups", () => {
     expect(await by("Username", "nobody-at-all")).toEqual([]);
   });
 
-  it("refuses unknown attribute keys, MaxResults 0 and a StartTime after the EndTime", async () => {
+  it("refuses unknown attribute keys, MaxResults 0, another query's NextToken and a StartTime after the EndTime", async () => {
     const env = setup();
     const bad = await failure(
       env.lookup({
@@ -481,6 +481,19 @@ describe("event records and lookups", () => {
       status: 400,
       message: "Value for parameter MaxResults is not valid. MaxResults must be a number between 1 and 50.",
     });
+    // A token from one query does not page another.
+    for (let i = 0; i < 3; i++) await env.kms.send(new CreateKeyCommand({}));
+    const page = await env.lookup({ MaxResults: 1 });
+    expect(page.NextToken).toBeDefined();
+    expect((await env.lookup({ MaxResults: 1, NextToken: page.NextToken })).Events).toHaveLength(1);
+    const other = await failure(
+      env.lookup({
+        MaxResults: 1,
+        NextToken: page.NextToken,
+        LookupAttributes: [{ AttributeKey: "EventName", AttributeValue: "CreateKey" }],
+      }),
+    );
+    expect([other.name, other.status]).toEqual(["InvalidNextTokenException", 400]);
     const range = await failure(
       env.lookup({ StartTime: new Date(env.clock.now), EndTime: new Date(env.clock.now - DAY) }),
     );

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import type { Account } from "../../account.js";
 import { ServiceError } from "../../core/errors.js";
@@ -477,9 +477,17 @@ export class CloudTrailService implements ServiceProvider {
     if (req.EventCategory === "insight") return { Events: [] };
     const visibleUntil = Math.min(end, now - this.account.options.trailLookupDelayMs);
     let cursor = Number.POSITIVE_INFINITY;
+    // A token names where the last page stopped and the query it belongs to: AWS refuses a token
+    // "previously used in a request with different parameters" (message unconfirmed).
+    const query = createHash("sha256")
+      .update(
+        JSON.stringify([attrs[0] ?? null, req.StartTime?.getTime(), req.EndTime?.getTime(), ctx.region]),
+      )
+      .digest("base64url")
+      .slice(0, 16);
     if (req.NextToken !== undefined) {
-      const m = /^ct1\.(\d+)$/.exec(Buffer.from(req.NextToken, "base64url").toString("latin1"));
-      if (!m) throw new ServiceError("InvalidNextTokenException", "Invalid NextToken");
+      const m = /^ct1\.(\d+)\.([\w-]{16})$/.exec(Buffer.from(req.NextToken, "base64url").toString("latin1"));
+      if (!m || m[2] !== query) throw new ServiceError("InvalidNextTokenException", "Invalid NextToken");
       cursor = Number(m[1]);
     }
     const max = req.MaxResults ?? 50;
@@ -494,7 +502,7 @@ export class CloudTrailService implements ServiceProvider {
       if (e.region !== ctx.region && !(GLOBAL_SOURCES.has(e.eventSource) && e.region === "us-east-1"))
         continue;
       if (found.length === max) {
-        next = Buffer.from(`ct1.${found.at(-1)!.seq}`, "latin1").toString("base64url");
+        next = Buffer.from(`ct1.${found.at(-1)!.seq}.${query}`, "latin1").toString("base64url");
         break;
       }
       found.push(e);
