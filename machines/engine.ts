@@ -112,6 +112,7 @@ class Engine implements StageExecutor {
   private state!: StateFile;
   private params!: ResolvedParams;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly pending: ((state: StateFile) => void)[] = [];
   private active = 0;
   private idle?: () => void;
   private actor?: AnyActorRef;
@@ -149,8 +150,9 @@ class Engine implements StageExecutor {
           const context = s.context as LabContext;
           this.reportTransitions(last, context);
           last = context;
-          void this.checkpoint((st) => {
-            st.snapshot = actor.getPersistedSnapshot();
+          const snapshot = actor.getPersistedSnapshot();
+          this.later((st) => {
+            st.snapshot = snapshot;
             this.recordStatuses(st, context);
           });
           if (s.status === "done") resolve();
@@ -213,11 +215,21 @@ class Engine implements StageExecutor {
   private checkpoint(change: (state: StateFile) => void): Promise<void> {
     const next = this.queue.then(async () => {
       const copy = structuredClone(this.state);
+      for (const c of this.pending.splice(0)) c(copy);
       change(copy);
       this.state = await this.o.store.write(copy);
     });
     this.queue = next.catch(() => {});
     return next;
+  }
+
+  /**
+   * A change that need not be on disk before the run goes on — a machine transition, a read step
+   * completed: it is written with the next checkpoint (every effect's intent and result is one). A
+   * crash before then only makes a resumed run repeat reads.
+   */
+  private later(change: (state: StateFile) => void): void {
+    this.pending.push(change);
   }
 
   private record(st: StateFile, id: string): StageRecord {
@@ -318,8 +330,8 @@ class Engine implements StageExecutor {
         return fallbackMs;
       },
       cursor: () => Number(this.state.stages[stageId]?.outputs[CURSOR] ?? 0),
-      stepDone: (completed, vars) =>
-        this.checkpoint((st) => {
+      stepDone: async (completed, vars) =>
+        this.later((st) => {
           const r = this.record(st, stageId);
           r.outputs = { ...r.outputs, ...vars, [CURSOR]: completed };
         }),
@@ -493,9 +505,8 @@ export async function verifyStage(
   def: StageDef,
   runner: (vars: Bindings) => StageRunner,
 ): Promise<CheckResult[]> {
-  const results: CheckResult[] = [];
-  for (const c of def.verify as Check[]) results.push(await runner({}).runCheck(c));
-  return results;
+  // Checks are independent reads: made at the same time.
+  return Promise.all((def.verify as Check[]).map((c) => runner({}).runCheck(c)));
 }
 
 function latestPhase(

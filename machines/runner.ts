@@ -393,7 +393,7 @@ export class StageRunner {
   }
 
   /** An anonymous GET of the object: the SDK's request with signing switched off. */
-  private async unsignedGet(args: Record<string, string>): Promise<Bindings> {
+  private async unsignedGet(args: Record<string, unknown>): Promise<Bindings> {
     try {
       const body = await this.aws(
         "s3",
@@ -408,8 +408,12 @@ export class StageRunner {
     }
   }
 
-  /** The newest delivered CloudTrail log files under a prefix, gunzipped: their records. */
-  private async readLogFiles(args: Record<string, string>): Promise<Bindings> {
+  /**
+   * The delivered CloudTrail log files under a prefix, newest first, gunzipped: their records. With
+   * `Want` (event names) and `ContextArn`, reading stops once every wanted event about that object is
+   * found — a bucket may hold many files, and the newest are the ones that matter.
+   */
+  private async readLogFiles(args: Record<string, unknown>): Promise<Bindings> {
     const keys: { key: string; modified: string }[] = [];
     let token: string | undefined;
     do {
@@ -422,17 +426,38 @@ export class StageRunner {
         if (o.Key?.endsWith(".json.gz")) keys.push({ key: o.Key, modified: o.LastModified ?? "" });
       token = page.NextContinuationToken as string | undefined;
     } while (token);
-    keys.sort((a, b) => b.modified.localeCompare(a.modified));
-    const records: unknown[] = [];
-    for (const { key } of keys.slice(0, MAX_LOG_FILES)) {
-      const out = await this.retrying("logFiles", () =>
-        this.clients.call("s3", "GetObject", { Bucket: args.Bucket, Key: key }, { binaryBody: true }),
+    keys.sort((a, b) => b.modified.localeCompare(a.modified) || b.key.localeCompare(a.key));
+    const want = new Set((args.Want as string[] | undefined) ?? []);
+    const records: {
+      eventName?: string;
+      requestParameters?: { encryptionContext?: Record<string, string> };
+    }[] = [];
+    const batch = 8;
+    for (let i = 0; i < Math.min(keys.length, MAX_LOG_FILES); i += batch) {
+      const bodies = await Promise.all(
+        keys
+          .slice(i, i + batch)
+          .map(({ key }) =>
+            this.retrying("logFiles", () =>
+              this.clients.call("s3", "GetObject", { Bucket: args.Bucket, Key: key }, { binaryBody: true }),
+            ),
+          ),
       );
-      try {
-        const text = gunzipSync(Buffer.from(String(out.Body), "base64")).toString("utf8");
-        records.push(...((JSON.parse(text) as { Records?: unknown[] }).Records ?? []));
-      } catch {
-        // Not a CloudTrail log file (someone else's object under the prefix): not ours to judge.
+      for (const out of bodies) {
+        try {
+          const text = gunzipSync(Buffer.from(String(out.Body), "base64")).toString("utf8");
+          records.push(...((JSON.parse(text) as { Records?: typeof records }).Records ?? []));
+        } catch {
+          // Not a CloudTrail log file (someone else's object under the prefix): not ours to judge.
+        }
+      }
+      if (want.size > 0) {
+        const found = new Set(
+          records
+            .filter((r) => r.requestParameters?.encryptionContext?.["aws:s3:arn"] === args.ContextArn)
+            .map((r) => r.eventName),
+        );
+        if ([...want].every((w) => found.has(w))) break;
       }
     }
     return { files: keys.length, records };

@@ -39,6 +39,8 @@ const readLogFiles = (id: string): ProbeStep => ({
   args: {
     Bucket: x("$params.logBucket"),
     Prefix: x(`"AWSLogs/" & $params.account & "/CloudTrail/" & $params.region & "/"`),
+    Want: ["GenerateDataKey", "Decrypt"],
+    ContextArn: x(OBJECT_ARN),
   },
   assign: {
     logFiles: x("$states.result.files"),
