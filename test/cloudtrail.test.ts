@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -640,6 +640,65 @@ describe("the history on disk", () => {
       "after crash",
       "recent",
     ]);
+  });
+
+  it("starts a new file after every file aged out, and reads records back from it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kmslab-ct-"));
+    const start = Date.now();
+    const first = setup({ dir, start });
+    await first.kms.send(new CreateKeyCommand({ Description: "ancient" }));
+    first.sim.close();
+    const names = () => readdirSync(join(dir, "cloudtrail")).sort();
+    const before = names();
+    const second = setup({ dir, start: start + 200 * DAY });
+    expect(names()).toEqual([]); // every file aged out
+    await second.kms.send(new CreateKeyCommand({ Description: "fresh" }));
+    await second.kms.send(new CreateKeyCommand({ Description: "fresher" }));
+    second.sim.close();
+    // A number is not reused (a reader holding an old position reads nothing wrong).
+    expect(names().some((n) => before.includes(n))).toBe(false);
+    const third = setup({ dir, start: start + 200 * DAY + 1000 });
+    const found = await third.lookup({
+      LookupAttributes: [{ AttributeKey: "EventName", AttributeValue: "CreateKey" }],
+    });
+    third.sim.close();
+    expect(found.Events?.map((e) => JSON.parse(e.CloudTrailEvent!).requestParameters.description)).toEqual([
+      "fresher",
+      "fresh",
+    ]);
+  });
+
+  it("reads the first file format (one JSON object a line, record inside)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kmslab-ct-"));
+    const first = setup({ dir });
+    first.sim.close();
+    const time = Math.floor(first.clock.now / 1000) * 1000;
+    const record = { eventVersion: "1.11", eventName: "CreateKey", requestParameters: { description: "v1" } };
+    const line = {
+      time,
+      region: "us-east-1",
+      category: "Management",
+      eventName: "CreateKey",
+      eventSource: "kms.amazonaws.com",
+      readOnly: false,
+      resources: [],
+      seq: 1,
+      eventId: "0d7e1b1e-1111-4222-8333-944455556666",
+      json: JSON.stringify(record),
+    };
+    mkdirSync(join(dir, "cloudtrail"), { recursive: true });
+    writeFileSync(join(dir, "cloudtrail", "events.jsonl"), `${JSON.stringify(line)}\n`);
+    const second = setup({ dir, start: first.clock.now + 1000 });
+    await second.kms.send(new CreateKeyCommand({ Description: "v2" }));
+    const found = await second.lookup({
+      LookupAttributes: [{ AttributeKey: "EventName", AttributeValue: "CreateKey" }],
+    });
+    second.sim.close();
+    expect(found.Events?.map((e) => JSON.parse(e.CloudTrailEvent!).requestParameters.description)).toEqual([
+      "v2",
+      "v1",
+    ]);
+    expect(found.Events?.[1]?.EventId).toBe(line.eventId);
   });
 
   it("keeps trails and their delivery across a restart", async () => {

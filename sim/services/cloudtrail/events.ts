@@ -1,4 +1,14 @@
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, truncateSync, unlinkSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  truncateSync,
+  unlinkSync,
+} from "node:fs";
 import { join } from "node:path";
 import type { EventSummary, TrailEvent } from "./records.js";
 
@@ -6,19 +16,26 @@ import type { EventSummary, TrailEvent } from "./records.js";
  * The account's event history: every recorded event, in order, with the few fields LookupEvents
  * and trail selectors look at kept as plain values. The full record (its JSON) is built only when
  * someone reads it — a lookup, a log file — because most calls are never looked at and a simulated
- * call must stay cheap; persistent accounts build it at once and append it as one JSON line under
- * `<dataDir>/cloudtrail/events-<n>.jsonl` (not in account.json, which is rewritten on every change).
- * A file holds at most SEGMENT_EVENTS events of one UTC day, so whole files age out: on load, files
- * whose events are all older than CloudTrail's 90 days are deleted and older events dropped; a line
- * a crash cut short is ignored and cut off the file (the next line appended starts clean).
+ * call must stay cheap.
+ *
+ * Persistent accounts build the record at once and append `<summary JSON>\t<record JSON>` as one
+ * line to `<dataDir>/cloudtrail/events-<n>.jsonl` (not to account.json, which is rewritten on every
+ * change; JSON text never holds a raw tab). Only the summary is kept in memory and parsed on load;
+ * a record is read back from its file when it is looked up or delivered, so 100,000 events cost
+ * little memory and open quickly. A file holds at most SEGMENT_EVENTS events of one UTC day, so
+ * whole files age out: on load, files whose events are all older than CloudTrail's 90 days are
+ * deleted and older events dropped; a line a crash cut short is ignored and cut off the file (the
+ * next line appended starts clean).
  */
 export interface StoredEvent extends EventSummary {
   seq: number;
   eventId: string;
-  /** The record as JSON, once built (always, for events loaded from disk). */
+  /** The record as JSON, once built (in-memory accounts; and lines of the first file format). */
   json?: string;
   /** Builds the record (dropped once built). */
   build?: () => TrailEvent;
+  /** Where the record is on disk: file number, byte offset and length. */
+  at?: [number, number, number];
 }
 
 export const RETENTION_MS = 90 * 24 * 3600 * 1000;
@@ -44,8 +61,8 @@ export class EventStore {
   private readonly index = new Map<LookupKey, Map<string, StoredEvent[]>>();
   private readonly dir?: string;
   private seq = 0;
-  /** The file being appended to: its number, events and UTC day (epoch days). */
-  private segment = { n: 0, count: 0, day: -1 };
+  /** The file being appended to: its number, events, UTC day (epoch days) and size. */
+  private segment = { n: 0, count: 0, day: -1, bytes: 0 };
 
   constructor(dataDir: string | undefined, now: number) {
     if (!dataDir) return;
@@ -60,41 +77,54 @@ export class EventStore {
       .sort((a, b) => a.n - b.n);
     for (const [i, f] of files.entries()) {
       const path = join(dir, f.name);
-      const text = readFileSync(path, "utf8");
-      const end = text.lastIndexOf("\n") + 1;
+      const data = readFileSync(path);
+      const end = data.lastIndexOf(10) + 1;
       // Only the file being written when a process died can end in a torn line.
-      if (end < text.length && i === files.length - 1) truncateSync(path, end);
+      if (end < data.length && i === files.length - 1) truncateSync(path, end);
       let kept = 0;
       let lines = 0;
       let newest = Number.NEGATIVE_INFINITY;
-      for (const line of text.slice(0, end).split("\n")) {
-        if (!line) continue;
+      for (let start = 0; start < end; ) {
+        const nl = data.indexOf(10, start);
+        const tab = data.subarray(start, nl).indexOf(9); // bounded: old-format lines have none
+        const cut = tab >= 0 ? start + tab : nl;
+        const line = start;
+        start = nl + 1;
+        if (cut === line) continue;
         lines++;
         let stored: StoredEvent;
         try {
-          stored = JSON.parse(line) as StoredEvent;
+          stored = JSON.parse(data.toString("utf8", line, cut)) as StoredEvent;
         } catch {
           continue; // not an event (cut short, then written over by an older version)
         }
-        if (typeof stored.seq !== "number" || typeof stored.json !== "string") continue;
+        if (typeof stored.seq !== "number") continue;
+        if (cut !== nl) stored.at = [f.n, cut + 1, nl - cut - 1];
+        else if (typeof stored.json !== "string") continue;
         newest = Math.max(newest, stored.time);
         if (now - stored.time > RETENTION_MS) continue;
         this.add(stored);
         kept++;
       }
-      if (kept === 0 && now - newest > RETENTION_MS) unlinkSync(path);
-      else this.segment = { n: f.n, count: lines, day: Math.floor(newest / DAY_MS) };
-      this.segment.n = Math.max(this.segment.n, f.n);
+      // Numbers are never reused: after a deleted file, the next event starts file n + 1.
+      if (kept === 0 && now - newest > RETENTION_MS) {
+        unlinkSync(path);
+        this.segment = { n: f.n, count: SEGMENT_EVENTS, day: -1, bytes: 0 };
+      } else this.segment = { n: f.n, count: lines, day: Math.floor(newest / DAY_MS), bytes: end };
     }
   }
 
+  private path(n: number): string {
+    return join(this.dir!, n === 0 ? "events.jsonl" : `events-${n}.jsonl`);
+  }
+
   /** The file the next event is appended to (a new one per SEGMENT_EVENTS events or UTC day). */
-  private fileFor(time: number): string {
+  private segmentFor(time: number): { n: number; bytes: number } {
     const day = Math.floor(time / DAY_MS);
     if (this.segment.n === 0 || this.segment.count >= SEGMENT_EVENTS || day !== this.segment.day)
-      this.segment = { n: this.segment.n + 1, count: 0, day };
+      this.segment = { n: this.segment.n + 1, count: 0, day, bytes: 0 };
     this.segment.count++;
-    return join(this.dir!, `events-${this.segment.n}.jsonl`);
+    return this.segment;
   }
 
   get nextSeq(): number {
@@ -107,24 +137,37 @@ export class EventStore {
     const stored = summary as StoredEvent;
     stored.seq = this.seq + 1;
     stored.eventId = eventId;
-    stored.build = build;
     if (this.dir) {
-      this.json(stored);
-      appendFileSync(this.fileFor(stored.time), `${JSON.stringify({ ...stored, build: undefined })}\n`, {
-        mode: 0o600,
-      });
-    }
+      const head = JSON.stringify(stored);
+      const json = JSON.stringify(build());
+      const segment = this.segmentFor(stored.time);
+      appendFileSync(this.path(segment.n), `${head}\t${json}\n`, { mode: 0o600 });
+      const offset = segment.bytes + Buffer.byteLength(head) + 1;
+      const length = Buffer.byteLength(json);
+      segment.bytes = offset + length + 1;
+      stored.at = [segment.n, offset, length];
+    } else stored.build = build;
     this.add(stored);
     return stored;
   }
 
-  /** The event's record as JSON. */
+  /** The event's record as JSON (read back from its file for a persistent account). */
   json(e: StoredEvent): string {
-    if (e.json === undefined) {
-      e.json = JSON.stringify(e.build!());
+    if (e.json !== undefined) return e.json;
+    if (e.build) {
+      e.json = JSON.stringify(e.build());
       delete e.build;
+      return e.json;
     }
-    return e.json;
+    const [n, offset, length] = e.at!;
+    const fd = openSync(this.path(n), "r");
+    try {
+      const buf = Buffer.alloc(length);
+      readSync(fd, buf, 0, length, offset);
+      return buf.toString("utf8");
+    } finally {
+      closeSync(fd);
+    }
   }
 
   private add(e: StoredEvent): void {
