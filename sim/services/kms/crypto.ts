@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes, randomFillSync } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { pooledRandom, randomBytesFast } from "../../core/random.js";
 
 /**
  * The simulator's symmetric ciphertext: real AES-256-GCM under the key's 32-byte material, in a
@@ -18,26 +19,9 @@ const TAG_LENGTH = 16;
 
 export type EncryptionContext = Record<string, string>;
 
-/**
- * Random bytes from a pool refilled 16 KiB at a time: `randomBytes(12)` costs ~6 µs per call, a
- * third of an Encrypt, while a slice of a pooled fill costs well under one. The bytes are the same
- * CSPRNG output, each handed out once. The view is only valid until the next call: copy to keep it.
- */
-const pool = Buffer.alloc(16 * 1024);
-let poolOffset = pool.length;
-function pooledRandom(n: number): Buffer {
-  if (poolOffset + n > pool.length) {
-    randomFillSync(pool);
-    poolOffset = 0;
-  }
-  const out = pool.subarray(poolOffset, poolOffset + n);
-  poolOffset += n;
-  return out;
-}
-
 /** `n` random bytes the caller may keep (data keys). */
 export function randomKeyBytes(n: number): Buffer {
-  return Buffer.from(pooledRandom(n));
+  return randomBytesFast(n);
 }
 
 /** 32 fresh random bytes: the material of a new key. */

@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Account } from "../../account.js";
+import { pooledRandom, randomBytesFast } from "../../core/random.js";
 import { writeAtomic } from "../../store.js";
 
 /**
@@ -34,7 +35,7 @@ export class BlobStore {
 
   /** Stores `data` (already sealed) under a new random id, durably; returns the id. */
   write(data: Uint8Array): string {
-    const id = randomBytes(16).toString("hex");
+    const id = pooledRandom(16).toString("hex");
     if (this.dir === undefined) {
       this.memory.set(id, Buffer.from(data));
       return id;
@@ -104,7 +105,7 @@ export class BlobStore {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     }
     mkdirSync(join(this.account.dataDir, "s3"), { recursive: true, mode: 0o700 });
-    const key = randomBytes(32);
+    const key = randomBytesFast(32);
     writeAtomic(file, `${key.toString("base64")}\n`, { mode: 0o600 });
     this.master = key;
     return key;
@@ -127,7 +128,7 @@ export function blobStore(account: Account): BlobStore {
 
 /** AES-256-GCM with `key`: `version | iv | tag | ciphertext`. */
 export function seal(key: Uint8Array, plaintext: Uint8Array, aad?: string): Buffer {
-  const iv = randomBytes(12);
+  const iv = randomBytesFast(12);
   const cipher = createCipheriv("aes-256-gcm", key, iv);
   if (aad !== undefined) cipher.setAAD(Buffer.from(aad, "utf8"));
   const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);

@@ -1,6 +1,7 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { PassThrough } from "node:stream";
 import { ServiceError } from "../../core/errors.js";
+import { pooledRandom } from "../../core/random.js";
 import type { CallContext } from "../../core/service.js";
 import type { ContextKeys } from "../../core/types.js";
 import { type XmlNode, xmlChild, xmlChildren } from "../../core/xml.js";
@@ -104,7 +105,7 @@ function setVersions(bucket: BucketRecord, key: string, list: ObjectVersion[]): 
 }
 
 /** AWS version ids: 32 URL-safe characters. */
-const newVersionId = () => randomBytes(24).toString("base64url");
+const newVersionId = () => pooledRandom(24).toString("base64url");
 
 const one = (input: S3Input, name: string): string | undefined => input.query[name]?.[0];
 

@@ -1,5 +1,5 @@
-import { randomBytes } from "node:crypto";
 import { ServiceError } from "../../core/errors.js";
+import { pooledRandom, randomBytesFast } from "../../core/random.js";
 import type { CallContext } from "../../core/service.js";
 import { bucketArn, objectArn } from "./access.js";
 import { blobStore, open, seal } from "./blobs.js";
@@ -186,7 +186,7 @@ export function encryptBody(
   req: SseRequest,
 ): SealedBody {
   if (req.algorithm === "AES256") {
-    const dataKey = randomBytes(32);
+    const dataKey = randomBytesFast(32);
     const wrapped = seal(blobStore(svc.account).masterKey(), dataKey, "sse-s3");
     const sealed = seal(dataKey, plaintext);
     dataKey.fill(0);
@@ -277,4 +277,4 @@ export function sseHeaders(version: ObjectVersion, withContext = false): Record<
 }
 
 /** The ETag of an SSE-KMS object: 32 hex digits that are not the MD5 of the plaintext (§2.3). */
-export const kmsEtag = () => randomBytes(16).toString("hex");
+export const kmsEtag = () => pooledRandom(16).toString("hex");
