@@ -13,7 +13,7 @@ import { bool, int, list, str, struct, timestamp, validate } from "../../core/va
 import { authorize } from "../../policy/index.js";
 import { s3Allowed } from "../s3/access.js";
 import { EventStore, type LookupKey, RETENTION_MS, type StoredEvent } from "./events.js";
-import { GLOBAL_SOURCES, slim, summarize, toTrailEvent, trailTime } from "./records.js";
+import { GLOBAL_SOURCES, S3_DATA, slim, summarize, toTrailEvent, trailTime } from "./records.js";
 
 /**
  * The simulated AWS CloudTrail (awsJson1_1): trails and their log delivery into S3, the event
@@ -144,12 +144,25 @@ export class CloudTrailService implements ServiceProvider {
     account.observe((record) => {
       // A trail's own log-file writes are not events of the account.
       if (record.ctx.principal.service === CLOUDTRAIL.service) return;
+      // Data events never reach the event history; a trail logs them only if its selectors ask at
+      // the time of the call. With no trail asking, there is nothing to keep.
+      if (record.service === "s3" && S3_DATA.has(record.operation) && !this.wantsDataEvents()) return;
       const summary = summarize(record, account);
       const eventId = randomUUID();
       const kept = slim(record);
       this.events.record(summary, eventId, () => toTrailEvent(kept, account, eventId, summary));
     });
     account.onTick((now) => this.deliver(now));
+  }
+
+  /** Whether a logging trail (or one stopping) selects any data events. */
+  private wantsDataEvents(): boolean {
+    for (const t of Object.values(this.state.trails)) {
+      if (!t.isLogging && t.stopSeq === undefined) continue;
+      if (t.advancedEventSelectors) return true;
+      if (t.eventSelectors?.some((e) => (e.DataResources ?? []).length > 0)) return true;
+    }
+    return false;
   }
 
   // ---- trails ----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ export interface TrailEvent {
 }
 
 /** S3's object-level operations: data events, logged only by trails that select them. */
-const S3_DATA = new Set([
+export const S3_DATA = new Set([
   "GetObject",
   "PutObject",
   "HeadObject",
