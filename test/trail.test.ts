@@ -395,6 +395,28 @@ describe("the event history", () => {
     expect((await failure(env.trail.send(new LookupEventsCommand(input)))).name).toBe(name);
   });
 
+  it("takes JSON nulls as absent members, as AWS's JSON services do", async () => {
+    const env = setup({ profile: "instant" });
+    await env.kms.send(new CreateKeyCommand({}));
+    const admin = env.sim.account.iam.findAccessKey(env.sim.credentials().accessKeyId)!.principal;
+    const ctx = {
+      accountId: env.acct,
+      region: "us-east-1",
+      requestId: "req",
+      principal: admin,
+      now: env.sim.account.now(),
+      sourceIp: "192.0.2.10",
+      userAgent: "test",
+      secureTransport: true,
+    };
+    const out = env.sim.account.cloudtrail.LookupEvents(
+      { NextToken: null, MaxResults: null, LookupAttributes: null },
+      ctx,
+    );
+    expect(out.Events.map((e) => e.EventName)).toContain("CreateKey");
+    expect(out.NextToken).toBeUndefined();
+  });
+
   it("shows an event only after the lookup delay, on the account's clock", async () => {
     // Near the host's time: SDK clients sign with it, and the account refuses a skewed signature.
     let now = Date.now();

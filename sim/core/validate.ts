@@ -199,7 +199,9 @@ function collect(
   const result: Record<string, unknown> = { ...input };
   for (const [name, field] of Object.entries(shape)) {
     const v = check(field, input[name], prefix + lowerFirst(name), out);
-    if (v !== undefined) result[name] = v;
+    // A JSON null is an absent member to AWS's services, and so to every operation here.
+    if (v === undefined || v === null) delete result[name];
+    else result[name] = v;
   }
   return result;
 }
