@@ -47,11 +47,6 @@ const MODULES: Record<Service, { module: Module; client: string }> = {
   cloudtrail: { module: cloudtrail as Module, client: "CloudTrailClient" },
 };
 
-/** Whether an operation exists in the SDK (the ASL export's structural check uses this too). */
-export function hasOperation(service: Service, action: string): boolean {
-  return typeof MODULES[service].module[`${action}Command`] === "function";
-}
-
 /** Members that are blobs in the SDK but travel as base64 text in definitions (as in ASL). */
 const BLOB_INPUTS: Partial<Record<string, string[]>> = {
   "kms.Decrypt": ["CiphertextBlob"],

@@ -10,6 +10,7 @@ import {
   type StateStore,
   type Target,
 } from "../state/index.js";
+import { RUN_TAG, STAGE_TAG } from "../steps/build.js";
 import type { Check, StageDef, StageId, Step } from "../steps/dsl.js";
 import type { Bindings } from "../steps/expr.js";
 import type { ResolvedParams } from "../steps/params.js";
@@ -299,7 +300,7 @@ class Engine implements StageExecutor {
                 type,
                 stageId: e.stageId,
                 createdAt: this.iso(),
-                tags: { "kmslab:run": st.runId, "kmslab:stage": e.stageId },
+                tags: { [RUN_TAG]: st.runId, [STAGE_TAG]: e.stageId },
               });
           }
           const r = this.record(st, e.stageId);

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { gunzipSync } from "node:zlib";
+import { RUN_TAG, STAGE_TAG } from "../steps/build.js";
 import type { CallStep, Check, PollStep, ProbeStep, Service, Step } from "../steps/dsl.js";
 import { type Bindings, evaluate, render } from "../steps/expr.js";
 import type { ResolvedParams } from "../steps/params.js";
@@ -272,7 +273,7 @@ export class StageRunner {
         const list = (tags.Tags as { TagKey: string; TagValue: string }[] | undefined) ?? [];
         const has = (key: string, value: string) =>
           list.some((t) => t.TagKey === key && t.TagValue === value);
-        if (has("kmslab:run", this.runId) && has("kmslab:stage", this.stageId)) return k.KeyId;
+        if (has(RUN_TAG, this.runId) && has(STAGE_TAG, this.stageId)) return k.KeyId;
       }
       marker = page.Truncated ? (page.NextMarker as string) : undefined;
     } while (marker);

@@ -44,6 +44,26 @@ export function bucketIsFree(param: BucketParam, flag: string): Step[] {
   ];
 }
 
+/** Precondition of the stages that use stage 3's object: it is there (HeadObject), or the stage is blocked. */
+export function objectExists(): Step[] {
+  return [
+    call(
+      "head",
+      "look for the object",
+      "s3",
+      "HeadObject",
+      { Bucket: x("$params.dataBucket"), Key: x("$params.objectKey") },
+      { tolerate: ["NotFound", "NoSuchKey", "NoSuchBucket"], assign: { objectThere: x("true") } },
+    ),
+    must(
+      "objectExists",
+      "the object exists",
+      "$objectThere = true",
+      `"the object " & $params.objectKey & " is not in " & $params.dataBucket & " (stage 3 uploads it)"`,
+    ),
+  ];
+}
+
 export function emptyBucket(param: BucketParam, prefix: string): PollStep {
   return poll(
     `${prefix}Empty`,

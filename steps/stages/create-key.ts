@@ -1,4 +1,16 @@
-import { call, check, lit, must, ownedBy, POLICY_NAMES_ROLE, ROLE_ARN, raw, tags, x } from "../build.js";
+import {
+  call,
+  check,
+  lit,
+  must,
+  ownedBy,
+  POLICY_NAMES_ROLE,
+  ROLE_ARN,
+  RUN_TAG,
+  raw,
+  tags,
+  x,
+} from "../build.js";
 import type { StageDef } from "../dsl.js";
 
 /**
@@ -114,7 +126,7 @@ export const createKey: StageDef = {
       { KeyId: x("$aliasKeyArn") },
       {
         when: `$type($aliasKeyArn) = "string"`,
-        assign: { aliasKeyRun: x(`$states.result.Tags[TagKey = "kmslab:run"].TagValue`) },
+        assign: { aliasKeyRun: x(`$states.result.Tags[TagKey = "${RUN_TAG}"].TagValue`) },
       },
     ),
     must(

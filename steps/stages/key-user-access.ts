@@ -1,5 +1,6 @@
 import { call, check, must, POLICY_NAMES_ROLE, POLICY_WITHOUT_ROLE, poll, ROLE_ARN, x } from "../build.js";
 import type { CallStep, StageDef } from "../dsl.js";
+import { objectExists } from "./buckets.js";
 import { describeKeyByAlias } from "./sse-kms-upload.js";
 
 /**
@@ -145,23 +146,7 @@ export const keyUserAccess: StageDef = {
       "$roleThere = true",
       `"there is no role " & $params.keyUserRole & " (stage 1 makes it)"`,
     ),
-    call(
-      "head",
-      "look for the object",
-      "s3",
-      "HeadObject",
-      {
-        Bucket: x("$params.dataBucket"),
-        Key: x("$params.objectKey"),
-      },
-      { tolerate: ["NotFound", "NoSuchKey", "NoSuchBucket"], assign: { objectThere: x("true") } },
-    ),
-    must(
-      "objectExists",
-      "the object exists",
-      "$objectThere = true",
-      `"the object " & $params.objectKey & " is not in " & $params.dataBucket & " (stage 3 uploads it)"`,
-    ),
+    ...objectExists(),
     call(
       "attached",
       "list the role's managed policies",

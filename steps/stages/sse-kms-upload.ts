@@ -21,6 +21,19 @@ export const describeKeyByAlias = call(
   { tolerate: ["NotFoundException"], assign: { key: x("$states.result.KeyMetadata") } },
 );
 
+/** The upload: SSE-KMS under the key (`$key`), bucket key off, the body's SHA-256 as metadata. */
+export const UPLOAD = {
+  Bucket: x("$params.dataBucket"),
+  Key: x("$params.objectKey"),
+  Body: x(OBJECT_BODY),
+  ContentType: "text/plain; charset=utf-8",
+  ServerSideEncryption: "aws:kms",
+  SSEKMSKeyId: x("$key.Arn"),
+  BucketKeyEnabled: false,
+  Metadata: { sha256: x(`$hash(${OBJECT_BODY}, "SHA-256")`) },
+  Tagging: tags.header(ID),
+};
+
 export const sseKmsUpload: StageDef = {
   id: ID,
   title: "an object encrypted with SSE-KMS",
@@ -62,17 +75,7 @@ export const sseKmsUpload: StageDef = {
       "upload the object with SSE-KMS under the key (bucket key off)",
       "s3",
       "PutObject",
-      {
-        Bucket: x("$params.dataBucket"),
-        Key: x("$params.objectKey"),
-        Body: x(OBJECT_BODY),
-        ContentType: "text/plain; charset=utf-8",
-        ServerSideEncryption: "aws:kms",
-        SSEKMSKeyId: x("$key.Arn"),
-        BucketKeyEnabled: false,
-        Metadata: { sha256: x(`$hash(${OBJECT_BODY}, "SHA-256")`) },
-        Tagging: tags.header(ID),
-      },
+      UPLOAD,
       {
         assign: { objectETag: x("$states.result.ETag") },
         effect: {

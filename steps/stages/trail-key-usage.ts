@@ -1,6 +1,7 @@
-import { call, check, must, OBJECT_ARN, OBJECT_BODY, poll, tags, x } from "../build.js";
+import { call, check, must, OBJECT_ARN, poll, x } from "../build.js";
 import type { CallStep, ProbeStep, StageDef } from "../dsl.js";
-import { describeKeyByAlias } from "./sse-kms-upload.js";
+import { objectExists } from "./buckets.js";
+import { describeKeyByAlias, UPLOAD } from "./sse-kms-upload.js";
 
 /**
  * Stage 5 (lab.md): CloudTrail saw the key being used for the object — the GenerateDataKey of the
@@ -93,23 +94,7 @@ export const trailKeyUsage: StageDef = {
       "$isLogging = true",
       `"the trail " & $params.trailName & " is not logging (stage 2 starts it)"`,
     ),
-    call(
-      "head",
-      "look for the object",
-      "s3",
-      "HeadObject",
-      {
-        Bucket: x("$params.dataBucket"),
-        Key: x("$params.objectKey"),
-      },
-      { tolerate: ["NotFound", "NoSuchKey", "NoSuchBucket"], assign: { objectThere: x("true") } },
-    ),
-    must(
-      "objectExists",
-      "the object exists",
-      "$objectThere = true",
-      `"the object " & $params.objectKey & " is not in " & $params.dataBucket & " (stage 3 uploads it)"`,
-    ),
+    ...objectExists(),
   ],
   run: [
     // Stage 3 may have uploaded (and stage 4 downloaded) before stage 2's trail started logging —
@@ -117,24 +102,9 @@ export const trailKeyUsage: StageDef = {
     // the trail logs: the same upload (same body, same key) and a signed download.
     readLogFiles("logFilesBefore"),
     describeKeyByAlias,
-    call(
-      "uploadAgain",
-      "upload the object again while the trail logs",
-      "s3",
-      "PutObject",
-      {
-        Bucket: x("$params.dataBucket"),
-        Key: x("$params.objectKey"),
-        Body: x(OBJECT_BODY),
-        ContentType: "text/plain; charset=utf-8",
-        ServerSideEncryption: "aws:kms",
-        SSEKMSKeyId: x("$key.Arn"),
-        BucketKeyEnabled: false,
-        Metadata: { sha256: x(`$hash(${OBJECT_BODY}, "SHA-256")`) },
-        Tagging: tags.header("sse-kms-upload"),
-      },
-      { when: `$not("GenerateDataKey" in $logRecords.eventName)` },
-    ),
+    call("uploadAgain", "upload the object again while the trail logs", "s3", "PutObject", UPLOAD, {
+      when: `$not("GenerateDataKey" in $logRecords.eventName)`,
+    }),
     call(
       "downloadAgain",
       "download the object again while the trail logs",
