@@ -6,6 +6,7 @@ import { CliError, EXIT } from "./exit-codes.js";
 import { type GlobalOptions, registerRun } from "./run.js";
 import { registerSim } from "./sim.js";
 import { TargetError } from "./target.js";
+import { registerTeardown } from "./teardown.js";
 
 /**
  * The kmslab command line: parses argv, runs a command, and maps what the library throws to one
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   const globals = () => program.opts<GlobalOptions>();
   registerRun(program, globals);
   registerSim(program, globals);
+  registerTeardown(program, globals);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

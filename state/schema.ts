@@ -145,6 +145,35 @@ export const ledgerEntrySchema = z.object({
 });
 export type LedgerEntry = z.infer<typeof ledgerEntrySchema>;
 
+/** What one teardown found or did to one resource (the teardown record's rows). */
+export const teardownItemSchema = z.object({
+  arn: z.string().min(1),
+  type: z.string().min(1),
+  stageId: z.string().optional(),
+  /** removed by this teardown · gone (already, or deleted by hand) · pendingDeletion (a key) · kept · failed. */
+  outcome: z.enum(["removed", "gone", "pendingDeletion", "kept", "failed"]),
+  reason: z.string().optional(),
+  /** A key's scheduled deletion date. */
+  deletionDate: z.string().optional(),
+  at: timestamp,
+});
+export type TeardownItem = z.infer<typeof teardownItemSchema>;
+
+/**
+ * The teardown of this run: started, each resource's outcome as it happens (written after every
+ * deletion, so an interrupted teardown shows how far it got), and, once it ended, what remains.
+ * Optional: state files written before teardown existed read as they did.
+ */
+export const teardownRecordSchema = z.object({
+  startedAt: timestamp,
+  endedAt: timestamp.optional(),
+  allRuns: z.boolean(),
+  items: z.array(teardownItemSchema),
+  /** ARNs of what should have gone and is still there (set when the teardown ended). */
+  remaining: z.array(z.string()).optional(),
+});
+export type TeardownRecord = z.infer<typeof teardownRecordSchema>;
+
 /** The whole state file. Unknown keys are dropped on read: a writer that adds any bumps the format. */
 export const stateFileSchema = z.object({
   formatVersion: z.literal(STATE_FORMAT_VERSION),
@@ -164,6 +193,8 @@ export const stateFileSchema = z.object({
   stages: z.record(z.string(), stageRecordSchema),
   journal: z.array(journalEntrySchema),
   ledger: z.array(ledgerEntrySchema),
+  /** The latest teardown (kmslab teardown --yes), absent until one ran. */
+  teardown: teardownRecordSchema.optional(),
   createdAt: timestamp,
   updatedAt: timestamp,
 });
