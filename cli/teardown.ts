@@ -122,7 +122,7 @@ async function teardownCommand(g: GlobalOptions, flags: TeardownFlags): Promise<
       }
       if (!g.json)
         process.stderr.write(
-          `kmslab: tearing down${state ? ` run ${state.runId}` : ""} in account ${account}, ${target.region}\n`,
+          `kmslab: tearing down${state ? ` run ${state.runId}` : ""} on ${target.description}, account ${account}, ${target.region}\n`,
         );
       const result = await t.execute(items);
       if (g.json) process.stdout.write(`${JSON.stringify(jsonResult(result), null, 2)}\n`);
