@@ -89,9 +89,10 @@ async function teardownCommand(g: GlobalOptions, flags: TeardownFlags): Promise<
         );
       const items = await t.plan();
       const removing = items.filter((i) => i.action === "remove");
-      let act = mayAct && removing.length > 0;
+      // With --yes a teardown acts even when nothing is left to remove: it records that nothing remains.
+      let act = g.yes === true || (mayAct && removing.length > 0);
       let shown = false;
-      if (act && flags.allRuns && flags.account === undefined) {
+      if (act && removing.length > 0 && flags.allRuns && flags.account === undefined) {
         if (!interactive())
           throw new CliError(
             "--all-runs with --yes needs --account ID when there is no terminal to confirm it",

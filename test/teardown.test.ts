@@ -141,6 +141,45 @@ describe("teardown after a full run", () => {
     expect(outcomes(again)[`AWS::KMS::Key ${key.arn.split("/").pop()}`]).toBe("pendingDeletion");
   }, 60_000);
 
+  it("empties the log bucket again when one more file lands after logging stopped", async () => {
+    const sim = Simulator.inMemory();
+    const store = new MemoryStateStore();
+    expect((await runIn(sim, store)).complete).toBe(true);
+    const logBucket = `kmslab-trail-${sim.account.accountId}-us-east-1`;
+    const s3 = new S3Client({ ...sim.clientConfig(), forcePathStyle: true });
+    // A late delivery, as CloudTrail may make after StopLogging: right after the teardown emptied
+    // the log bucket the first time, before it deletes the bucket.
+    let late = 0;
+    class LateDelivery extends Clients {
+      override async call(...args: Parameters<Clients["call"]>) {
+        const out = await super.call(...args);
+        const [service, action, input] = args;
+        if (service === "s3" && action === "DeleteObjects" && input.Bucket === logBucket && late++ === 0)
+          await s3.send(
+            new PutObjectCommand({
+              Bucket: logBucket,
+              Key: `AWSLogs/${sim.account.accountId}/CloudTrail/us-east-1/late.json.gz`,
+              Body: "late",
+            }),
+          );
+        return out;
+      }
+    }
+    const clients = new LateDelivery({ ...sim.clientConfig(), region: "us-east-1" });
+    const result = await teardown({
+      clients,
+      account: sim.account.accountId,
+      region: "us-east-1",
+      store,
+      sleep: async () => {},
+    });
+    clients.destroy();
+    s3.destroy();
+    expect(late).toBe(2);
+    expect(result.complete).toBe(true);
+    expect(await labResources(sim.clientConfig())).toEqual([]);
+  }, 60_000);
+
   it("completes with 20% throttling injected on every service", async () => {
     const faults = new FaultInjector({}, 20261129);
     const sim = Simulator.inMemory({ faults });
