@@ -47,6 +47,9 @@ function tagged(found: Omit<Found, "run" | "stage">, tags: Tag[] | undefined): F
   return { ...found, ...(run !== undefined ? { run } : {}), ...(stage !== undefined ? { stage } : {}) };
 }
 
+/** Reads in flight at once per resource type during a sweep. */
+const SWEEP_CONCURRENCY = 8;
+
 const gone = (codes: string[]) => (err: { code?: string }) => codes.includes(err.code ?? "");
 
 /** Everything of the lab's types the caller can see in `region` of `account`. */
@@ -64,16 +67,14 @@ export async function sweep(aws: Aws, account: string, region: string): Promise<
 async function sweepTrails(aws: Aws): Promise<Found[]> {
   const out = await aws.read("cloudtrail", "DescribeTrails", { includeShadowTrails: false });
   const list = (out.trailList as { Name: string; TrailARN: string }[] | undefined) ?? [];
-  const found: Found[] = [];
-  for (const t of list) {
+  return mapLimit(list, async (t) => {
     const tags = await aws
       .read("cloudtrail", "ListTags", { ResourceIdList: [t.TrailARN] })
       .catch(aws.unless(gone(["TrailNotFoundException"])));
-    if (!tags) continue;
+    if (!tags) return undefined;
     const list = (tags.ResourceTagList as { TagsList?: Tag[] }[] | undefined)?.[0]?.TagsList;
-    found.push(tagged({ type: "AWS::CloudTrail::Trail", arn: t.TrailARN, name: t.Name }, list));
-  }
-  return found;
+    return tagged({ type: "AWS::CloudTrail::Trail", arn: t.TrailARN, name: t.Name }, list);
+  });
 }
 
 async function sweepBuckets(aws: Aws, region: string): Promise<Found[]> {
@@ -86,31 +87,28 @@ async function sweepBuckets(aws: Aws, region: string): Promise<Found[]> {
     "ContinuationToken",
     "ContinuationToken",
   );
-  const found: Found[] = [];
-  for (const b of buckets as { Name: string; CreationDate?: string; BucketRegion?: string }[]) {
-    if (b.BucketRegion && b.BucketRegion !== region) continue;
+  const here = (buckets as { Name: string; CreationDate?: string; BucketRegion?: string }[]).filter(
+    (b) => !b.BucketRegion || b.BucketRegion === region,
+  );
+  return mapLimit(here, async (b) => {
     const tags = await aws
       .read("s3", "GetBucketTagging", { Bucket: b.Name })
       .catch(aws.unless(gone(["NoSuchTagSet", "NoSuchBucket"]), { TagSet: [] }));
-    found.push(
-      tagged(
-        {
-          type: "AWS::S3::Bucket",
-          arn: `arn:aws:s3:::${b.Name}`,
-          name: b.Name,
-          ...(b.CreationDate ? { createdAt: b.CreationDate } : {}),
-        },
-        tags.TagSet as Tag[],
-      ),
+    return tagged(
+      {
+        type: "AWS::S3::Bucket",
+        arn: `arn:aws:s3:::${b.Name}`,
+        name: b.Name,
+        ...(b.CreationDate ? { createdAt: b.CreationDate } : {}),
+      },
+      tags.TagSet as Tag[],
     );
-  }
-  return found;
+  });
 }
 
 async function sweepKeys(aws: Aws): Promise<Found[]> {
   const keys = await listAll(aws, "kms", "ListKeys", {}, "Keys", "Marker", "NextMarker");
-  const found: Found[] = [];
-  for (const k of keys as { KeyId: string; KeyArn: string }[]) {
+  return mapLimit(keys as { KeyId: string }[], async (k) => {
     const described = await aws
       .read("kms", "DescribeKey", { KeyId: k.KeyId })
       .catch(aws.unless(gone(["NotFoundException"])));
@@ -118,24 +116,21 @@ async function sweepKeys(aws: Aws): Promise<Found[]> {
       | { Arn: string; KeyId: string; KeyState: string; KeyManager: string; DeletionDate?: string }
       | undefined;
     // AWS managed keys are not the lab's and cannot be deleted.
-    if (meta?.KeyManager !== "CUSTOMER") continue;
+    if (meta?.KeyManager !== "CUSTOMER") return undefined;
     const tags = await aws
       .read("kms", "ListResourceTags", { KeyId: k.KeyId })
       .catch(aws.unless(gone(["NotFoundException"]), { Tags: [] }));
-    found.push(
-      tagged(
-        {
-          type: "AWS::KMS::Key",
-          arn: meta.Arn,
-          name: meta.KeyId,
-          keyState: meta.KeyState,
-          ...(meta.DeletionDate ? { deletionDate: meta.DeletionDate } : {}),
-        },
-        tags.Tags as Tag[],
-      ),
+    return tagged(
+      {
+        type: "AWS::KMS::Key",
+        arn: meta.Arn,
+        name: meta.KeyId,
+        keyState: meta.KeyState,
+        ...(meta.DeletionDate ? { deletionDate: meta.DeletionDate } : {}),
+      },
+      tags.Tags as Tag[],
     );
-  }
-  return found;
+  });
 }
 
 /** Aliases carry no tags: whose they are follows from the key they point at (see plan.ts). */
@@ -153,15 +148,32 @@ async function sweepAliases(aws: Aws, account: string, region: string): Promise<
 
 async function sweepRoles(aws: Aws): Promise<Found[]> {
   const roles = await listAll(aws, "iam", "ListRoles", {}, "Roles", "Marker", "Marker");
-  const found: Found[] = [];
-  for (const r of roles as { RoleName: string; Arn: string; Path?: string }[]) {
-    // Service-linked roles belong to AWS services.
-    if (r.Path?.startsWith("/aws-service-role/")) continue;
+  // Service-linked roles belong to AWS services.
+  const own = (roles as { RoleName: string; Arn: string; Path?: string }[]).filter(
+    (r) => !r.Path?.startsWith("/aws-service-role/"),
+  );
+  return mapLimit(own, async (r) => {
     const tags = await aws
       .read("iam", "ListRoleTags", { RoleName: r.RoleName })
       .catch(aws.unless(gone(["NoSuchEntity"])));
-    if (!tags) continue;
-    found.push(tagged({ type: "AWS::IAM::Role", arn: r.Arn, name: r.RoleName }, tags.Tags as Tag[]));
-  }
-  return found;
+    if (!tags) return undefined;
+    return tagged({ type: "AWS::IAM::Role", arn: r.Arn, name: r.RoleName }, tags.Tags as Tag[]);
+  });
+}
+
+/** Per-resource reads, a few at a time (AWS's latency, not the work, is what a sweep waits on). */
+async function mapLimit<T>(
+  items: readonly T[],
+  fn: (item: T) => Promise<Found | undefined>,
+): Promise<Found[]> {
+  const out: (Found | undefined)[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(SWEEP_CONCURRENCY, items.length) }, worker));
+  return out.filter((f): f is Found => f !== undefined);
 }
