@@ -180,6 +180,31 @@ describe("teardown after a full run", () => {
     expect(await labResources(sim.clientConfig())).toEqual([]);
   }, 60_000);
 
+  it("counts what was deleted by hand as already gone, before the sweep or between it and the deletion", async () => {
+    const sim = Simulator.inMemory();
+    const store = new MemoryStateStore();
+    expect((await runIn(sim, store)).complete).toBe(true);
+    const hand = new Clients({ ...sim.clientConfig(), region: "us-east-1" });
+    await hand.call("cloudtrail", "DeleteTrail", { Name: "kmslab-trail" });
+    // The alias goes by hand after the sweep saw it: DeleteAlias answers NotFoundException.
+    class ByHand extends Clients {
+      override async call(...args: Parameters<Clients["call"]>) {
+        if (args[1] === "DeleteAlias") await hand.call("kms", "DeleteAlias", args[2]);
+        return super.call(...args);
+      }
+    }
+    const clients = new ByHand({ ...sim.clientConfig(), region: "us-east-1" });
+    const result = await teardown({ clients, account: sim.account.accountId, region: "us-east-1", store });
+    clients.destroy();
+    hand.destroy();
+    expect(result.complete).toBe(true);
+    const byType = Object.fromEntries(result.items.map((i) => [i.type, i.outcome]));
+    expect(byType["AWS::CloudTrail::Trail"]).toBe("gone");
+    expect(byType["AWS::KMS::Alias"]).toBe("gone");
+    expect(byType["AWS::IAM::Role"]).toBe("removed");
+    expect(await labResources(sim.clientConfig())).toEqual([]);
+  }, 60_000);
+
   it("completes with 20% throttling injected on every service", async () => {
     const faults = new FaultInjector({}, 20261129);
     const sim = Simulator.inMemory({ faults });
