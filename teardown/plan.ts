@@ -30,8 +30,6 @@ export interface PlanItem {
   deletionDate?: string;
   /** Removing it needs the user's confirmation beyond --yes-less dry run (untagged, --include-untagged). */
   untagged?: boolean;
-  /** What the lab's own compensation says it does (the step's effect.undo titles), for the dry run. */
-  undo?: string[];
 }
 
 export interface PlanOptions {
@@ -52,7 +50,6 @@ interface Expected {
   intentAt?: string;
   /** A ledger entry with deletedAt: removed by a rollback or an earlier teardown. */
   deletedAt?: string;
-  undo?: string[];
 }
 
 const STAGE_ORDER = STAGES.map((s) => s.id as string);
@@ -68,12 +65,7 @@ export function effectStep(stageId: string, effectId: string): CallStep | undefi
 /** The latest journal entry of each effect. */
 export function latestEffects(journal: readonly JournalEntry[]): JournalEntry[] {
   const latest = new Map<string, JournalEntry>();
-  const first = new Map<string, JournalEntry>();
-  for (const e of journal) {
-    const key = `${e.stageId}/${e.effectId}`;
-    latest.set(key, e);
-    if (e.phase === "intent" && !first.has(key)) first.set(key, e);
-  }
+  for (const e of journal) latest.set(`${e.stageId}/${e.effectId}`, e);
   return [...latest.values()];
 }
 
@@ -97,7 +89,6 @@ async function expected(state: StateFile): Promise<Map<string, Expected>> {
     const step = effectStep(e.stageId, e.effectId);
     const resource = step?.effect?.resource;
     if (!step || !resource || !isTeardownType(resource.type)) continue;
-    const undo = step.effect!.undo.map((u) => u.title);
     const intentAt = intents.get(`${e.stageId}/${e.effectId}`);
     let arn = e.resourceArn;
     if (!arn) {
@@ -114,14 +105,17 @@ async function expected(state: StateFile): Promise<Map<string, Expected>> {
       arn = value;
     }
     const known = out.get(arn);
-    if (e.phase === "undone" && known) continue;
+    if (e.phase === "undone") {
+      // Undone by a rollback or an earlier teardown: whatever has its name now was not made by this effect.
+      if (!known) out.set(arn, { type: resource.type, arn, stageId: e.stageId, deletedAt: e.at });
+      continue;
+    }
     out.set(arn, {
       type: resource.type,
       arn,
       stageId: e.stageId,
       ...(intentAt ? { intentAt } : {}),
       ...(known?.deletedAt ? { deletedAt: known.deletedAt } : {}),
-      undo,
     });
   }
   return out;
@@ -176,7 +170,6 @@ export async function plan(found: readonly Found[], options: PlanOptions): Promi
         arn: f.arn,
         name: f.name,
         ...((f.stage ?? k?.stageId) ? { stageId: f.stage ?? k?.stageId } : {}),
-        ...(k?.undo ? { undo: k.undo } : {}),
       };
       if (why) {
         if (f.type === "AWS::KMS::Key") ownedKeys.set(f.arn, why);
@@ -215,7 +208,6 @@ export async function plan(found: readonly Found[], options: PlanOptions): Promi
       arn: f.arn,
       name: f.name,
       ...(k?.stageId ? { stageId: k.stageId } : {}),
-      ...(k?.undo ? { undo: k.undo } : {}),
     };
     if (keyWhy) {
       const key = found.find((x) => x.arn === f.targetKeyArn);
