@@ -118,6 +118,8 @@ export interface Walk {
   calls: Record<string, Call[]>;
   /** Calls made by the Tasks that replace probes. */
   replacements: Record<string, Call[]>;
+  /** Recorded engine calls no Task of the definition made. */
+  unused: Record<string, Call[]>;
 }
 
 export function parseResource(resource: string): { service: Service; action: string } {
@@ -198,7 +200,13 @@ export async function walkRecorded(
       executionName: rec.runId,
       stateMachineArn: `arn:aws:states:us-east-1:${rec.account}:stateMachine:kmslab`,
     });
-    return { ...result, calls, replacements };
+    const unused = Object.fromEntries(
+      Object.entries(rec.calls).map(([stage, list]) => [
+        stage,
+        callsOnly({ [stage]: list.filter((_, i) => !usedBy[stage]?.has(i)) })[stage]!,
+      ]),
+    );
+    return { ...result, calls, replacements, unused };
   } finally {
     clients.destroy();
   }
