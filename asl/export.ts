@@ -636,28 +636,31 @@ export async function exportTeardown(options: ExportOptions = {}): Promise<Expor
     { KeyId: x("$params.keyAlias") },
     { tolerate: ["NotFoundException"], assign: { keyArn: x("$states.result.KeyMetadata.Arn") } },
   );
-  const undos: { stage: StageDef; effect: CallStep; step: Step }[] = [];
+  // Built from the end: the first stage's first effect is undone last.
+  const effects: { stage: StageDef; effect: CallStep }[] = [];
   for (const stage of stages)
     for (const effect of allSteps(stage.run))
       if (effect.kind === "call" && effect.effect && !isExistsRead(stage, effect))
-        for (const step of effect.effect.undo) undos.push({ stage, effect, step });
+        effects.push({ stage, effect });
   const assigned = new Set<string>(["keyArn"]);
   const skipped = new Set<string>();
-  for (const u of undos)
-    for (const s of allSteps([u.step]))
+  for (const { effect } of effects)
+    for (const s of allSteps(effect.effect!.undo))
       if (s.kind === "call") for (const k of Object.keys(s.assign ?? {})) assigned.add(k);
-  for (const u of undos) {
-    const prefix = `teardown.${u.effect.id}`;
-    const ctx: Ctx = {
-      stageId: u.stage.id,
+  for (const { stage, effect } of effects) {
+    const undo: Step[] = [];
+    for (const step of effect.effect!.undo) {
+      const g = guarded(step, assigned);
+      if (g) undo.push(g);
+      else skipped.add(`${stage.id}: ${step.title}`);
+    }
+    next = b.steps(undo, next, {
+      stageId: stage.id,
       phase: "undo",
-      prefix,
+      prefix: `teardown.${effect.id}`,
       onError: { next, assign: recordUndoFailure },
       trackEffects: false,
-    };
-    const step = guarded(u.step, assigned);
-    if (step) next = b.step(step, next, ctx);
-    else skipped.add(`${u.stage.id}: ${u.step.title}`);
+    });
   }
   next = b.call(findKey, next, {
     stageId: "create-key",
