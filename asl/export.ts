@@ -4,7 +4,7 @@ import { call, ROLE_ARN, x } from "../steps/build.js";
 import type { CallStep, Check, PollStep, ProbeStep, RequireStep, StageDef, Step } from "../steps/dsl.js";
 import { evaluate } from "../steps/expr.js";
 import { allSteps, STAGES } from "../steps/registry.js";
-import { aslErrorName, camel, isModelledError } from "./sdk.js";
+import { aslErrorName, camel, transientErrorNames } from "./sdk.js";
 import type { Branchlike, Catcher, Definition, Retrier, State } from "./types.js";
 
 /**
@@ -121,9 +121,7 @@ const varName = (id: string) => id.replace(/[^A-Za-z0-9]+(.)/g, (_, c: string) =
 
 /** Retry on throttling and 5xx, as the local engine does (backoff with full jitter). */
 function transientRetrier(step: CallStep): Retrier[] {
-  const errors = [...new Set([...TRANSIENT_CODES].filter((c) => isModelledError(step.service, c)))].map((c) =>
-    aslErrorName(step.service, c),
-  );
+  const errors = transientErrorNames(step.service, TRANSIENT_CODES);
   if (errors.length === 0) return [];
   return [
     {

@@ -113,3 +113,26 @@ export function aslErrorName(service: Service, code: string): string {
 export function isModelledError(service: Service, code: string): boolean {
   return aslErrorName(service, code) !== `${MODULES[service].prefix}.${MODULES[service].prefix}Exception`;
 }
+
+/**
+ * Throttling and server errors each service answers without modelling them in the SDK (S3's
+ * `SlowDown`, STS's `Throttling`...): Step Functions' names for them are not documented, so the
+ * export retries both the Java-style name (`S3.SlowDownException`) — unconfirmed — and the modelled
+ * ones.
+ */
+const UNMODELLED_TRANSIENT: Record<Service, string[]> = {
+  s3: ["SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"],
+  sts: ["Throttling"],
+  iam: ["Throttling"],
+  kms: ["ThrottlingException"],
+  cloudtrail: [],
+};
+
+/** The error names a Retry on throttling and 5xx lists for a service. */
+export function transientErrorNames(service: Service, modelled: Iterable<string>): string[] {
+  const { prefix } = MODULES[service];
+  const names = [...modelled].filter((c) => isModelledError(service, c)).map((c) => aslErrorName(service, c));
+  for (const code of UNMODELLED_TRANSIENT[service])
+    names.push(`${prefix}.${code.endsWith("Exception") ? code : `${code}Exception`}`);
+  return [...new Set(names)];
+}

@@ -1,10 +1,10 @@
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { readFileSync, rmSync } from "node:fs";
 import type { Command } from "commander";
 import { aslValidatorProblems, structuralProblems } from "../asl/check.js";
 import { type Export, exportLab, exportTeardown } from "../asl/export.js";
 import { executionRolePolicy, type PolicyNames } from "../asl/iam.js";
 import { labMermaid } from "../asl/mermaid.js";
+import { tempPathFor, writeAtomic } from "../lib/files.js";
 import { type LabParams, ParamsError, parseParams, resolveParams } from "../steps/params.js";
 import { CliError, EXIT } from "./exit-codes.js";
 import type { GlobalOptions } from "./run.js";
@@ -13,7 +13,7 @@ import type { GlobalOptions } from "./run.js";
  * `kmslab export asl [--teardown]`: the lab (or its teardown) as an AWS Step Functions state
  * machine, checked before it is written; `kmslab export iam-policy`: the policy its execution role
  * needs; `kmslab export mermaid`: the lab's statechart. Each writes to stdout or `--out FILE`
- * (replaced whole, or left as it was when anything is wrong). What Step Functions cannot do as the
+ * (replaced atomically, or left as it was when anything is wrong). What Step Functions cannot do as the
  * local engine does it is said on stderr.
  */
 export function registerExport(program: Command, globals: () => GlobalOptions): void {
@@ -156,12 +156,11 @@ function policyNames(params: LabParams, account: string | undefined): PolicyName
 function emit(g: GlobalOptions, out: string | undefined, text: string, info: Record<string, unknown>): void {
   const notes = (info.notes as string[] | undefined) ?? [];
   if (out) {
-    const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
     try {
-      writeFileSync(tmp, text);
-      renameSync(tmp, out);
+      // Definitions and policies are meant to be shared (committed, deployed): readable by all.
+      writeAtomic(out, text, { mode: 0o644 });
     } catch (err) {
-      rmSync(tmp, { force: true });
+      rmSync(tempPathFor(out), { force: true });
       throw new CliError(`cannot write ${out}: ${(err as Error).message}`);
     }
     if (g.json) process.stdout.write(`${JSON.stringify({ out, ...info }, null, 2)}\n`);

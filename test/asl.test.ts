@@ -82,7 +82,7 @@ describe("the exported definitions", () => {
     ]);
     expect(createKey.Retry).toContainEqual(
       expect.objectContaining({
-        ErrorEquals: ["Kms.KMSInternalException"],
+        ErrorEquals: ["Kms.KMSInternalException", "Kms.ThrottlingException"],
         BackoffRate: 2,
         JitterStrategy: "FULL",
         MaxDelaySeconds: 10,
@@ -93,6 +93,10 @@ describe("the exported definitions", () => {
       ErrorEquals: ["Kms.MalformedPolicyDocumentException"],
       JitterStrategy: "FULL",
     });
+    // S3 models none of its throttling and 5xx errors: their Step Functions names are unconfirmed.
+    expect(state(lab.definition, "sse-kms-upload.run.upload").Retry![0]!.ErrorEquals).toContain(
+      "S3.SlowDownException",
+    );
     const lookup = state(lab.definition, "trail-key-usage.run.lookupDecrypt");
     expect(lookup.Retry![0]!.ErrorEquals).toEqual(["CloudTrail.ThrottlingException"]);
   });
@@ -365,6 +369,9 @@ describe("kmslab export", () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("alias/aws/ is reserved");
     expect(readFileSync(out, "utf8")).toBe("keep me");
+    const nowhere = await runCli(["export", "mermaid", "--out", join(dir, "no-such-dir", "lab.mmd")]);
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.stderr).toContain("cannot write");
     const account = await runCli(["export", "iam-policy", "--account", "12"]);
     expect(account.code).toBe(2);
     expect(account.stderr).toContain("12-digit");
