@@ -5,7 +5,7 @@ import type { CallStep, Check, PollStep, ProbeStep, RequireStep, StageDef, Step 
 import { evaluate } from "../steps/expr.js";
 import { allSteps, STAGES } from "../steps/registry.js";
 import { aslErrorName, camel, transientErrorNames } from "./sdk.js";
-import type { Branchlike, Catcher, Definition, Retrier, State } from "./types.js";
+import type { Catcher, Definition, Retrier, State } from "./types.js";
 
 /**
  * The lab as an AWS Step Functions state machine (Amazon States Language, JSONata mode), generated
@@ -13,7 +13,7 @@ import type { Branchlike, Catcher, Definition, Retrier, State } from "./types.js
  * branch of a Parallel state (so its variables are its own, as a stage runner's are): the
  * precondition (Tasks and Choices into a Fail when it does not hold), the run (its AWS calls as
  * `aws-sdk` Tasks, polls as Wait + Choice loops within a budget, the key user's calls with Task
- * `Credentials`), the verification (Tasks and a score per check), and the compensation the run's
+ * `Credentials`), the verification (Tasks, a score per check, a Choice on the total), and the compensation the run's
  * Catch leads to (its completed effects undone newest first, as `Assign`ed in `effectsDone`) before a
  * Fail naming the stage. Stages whose dependencies are met together run in one Parallel state.
  * Execution input = the lab parameters (as a config file holds them).
@@ -396,35 +396,29 @@ class Builder {
       });
     }
     const onError = { next: compensate, assign: (e: string) => ({ failure: x(e) }) };
-    // Verification: the checks at the same time, each in a branch of its own (it sees only the
-    // parameters and its own reads, as in the local engine), each giving its points.
+    // Verification: the checks one after another in the stage's scope, each assigning its points.
+    // (Not a Parallel of checks: a branch's variables would share names with the stage's, which
+    // Step Functions may refuse across scopes; the local engine runs them at the same time, each
+    // with fresh variables — every check's reads assign what its score reads first.)
+    const checkVars = def.verify.map((c) => `${varName(c.id)}Points`);
+    const sum = `$sum([${checkVars.map((v) => `$${v}`).join(", ")}])`;
     const passed = this.add(`${id} passed`, {
       Type: "Pass",
-      Output: { stage: id, points: x("$points"), maxPoints: def.points },
+      Output: { stage: id, points: x(sum), maxPoints: def.points },
       End: true,
     });
     const notPassed = this.add(`${id} verification failed`, {
       Type: "Fail",
       Error: FAIL.verification,
-      Cause: x(
-        `"${id}: " & ($exists($points) ? $string($points) & " of ${def.points} points" : $failure.Cause)`,
-      ),
+      Cause: x(`"${id}: " & $string(${sum}) & " of ${def.points} points"`),
     });
-    const verified = this.add(`${id} verified?`, {
+    let verify = this.add(`${id} verified?`, {
       Type: "Choice",
-      Choices: [{ Condition: x(`$points >= ${def.points}`), Next: passed }],
+      Choices: [{ Condition: x(`${sum} >= ${def.points}`), Next: passed }],
       Default: notPassed,
     });
-    const verify = this.add(`${id} verify`, {
-      Type: "Parallel",
-      Comment: `the checks of stage ${id}, at the same time`,
-      Branches: def.verify.map((c) => this.check(def, c)),
-      Assign: { points: x("$sum($states.result)") },
-      Catch: [
-        { ErrorEquals: ["States.ALL"], Assign: { failure: x("$states.errorOutput") }, Next: notPassed },
-      ],
-      Next: verified,
-    });
+    for (let i = def.verify.length - 1; i >= 0; i--)
+      verify = this.check(def, def.verify[i]!, checkVars[i]!, verify);
     const run = this.steps(def.run, verify, {
       stageId: id,
       phase: "run",
@@ -447,30 +441,28 @@ class Builder {
     });
   }
 
-  private check(def: StageDef, c: Check): Branchlike {
-    const b = new Builder(this.shared);
+  private check(def: StageDef, c: Check, variable: string, next: string): string {
     const prefix = `${def.id}.verify.${c.id}`;
-    const score = b.add(`${prefix} score`, {
+    const score = this.add(`${prefix} score`, {
       Type: "Pass",
       Comment: c.title,
-      Output: x(`$max([0, $min([${c.points}, $number(${c.score})])])`),
-      End: true,
+      Assign: { [variable]: x(`$max([0, $min([${c.points}, $number(${c.score})])])`) },
+      Next: next,
     });
     // A read that fails scores the check 0, as in the local engine.
-    const zero = b.add(`${prefix} unreadable`, {
+    const zero = this.add(`${prefix} unreadable`, {
       Type: "Pass",
       Comment: `${c.title}: a read failed, the check scores 0`,
-      Output: x("0"),
-      End: true,
+      Assign: { [variable]: 0 },
+      Next: next,
     });
-    const start = b.steps(c.read, score, {
+    return this.steps(c.read, score, {
       stageId: def.id,
       phase: "verify",
       prefix,
       onError: { next: zero, assign: () => ({}) },
       trackEffects: false,
     });
-    return { StartAt: start, States: b.states };
   }
 }
 

@@ -19,8 +19,9 @@ import {
  * No drift between the two engines: for the default parameters, the local engine runs the lab on
  * the simulator with every AWS call recorded, and the exported state machine, walked by the ASL
  * interpreter over those recorded results, makes the same calls — service, operation, arguments
- * after evaluation, as the key user or not — stage by stage. Steps are compared in order; a stage's
- * checks run at the same time in both engines, so their calls are compared as a set. Where Step
+ * after evaluation, as the key user or not — stage by stage. Steps are compared in order; the engine
+ * runs a stage's checks at the same time (the definition one after another), so their calls are
+ * compared as a set. Where Step
  * Functions cannot do what the engine does (probes), the documented replacement is checked instead.
  * And a stage changed in one place — a modified copy of the registry given to both the machine
  * builder and the exporter — changes both engines.

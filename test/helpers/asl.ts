@@ -178,8 +178,8 @@ export async function walkRecorded(
     const list = rec.calls[stage] ?? [];
     const used = usedBy[stage] ?? new Set<number>();
     usedBy[stage] = used;
-    // Steps run in order; a stage's checks run at the same time in both engines, so a check's read
-    // is answered by the first unused recorded call that is the same call.
+    // Steps run in order; the engine runs a stage's checks at the same time, so a check's read is
+    // answered by the first unused recorded call that is the same call.
     const i =
       origin.phase === "verify"
         ? list.findIndex((r, n) => !used.has(n) && sameCall(r, call))
