@@ -1,12 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { exportLab, exportTeardown } from "../asl/export.js";
 import { executionRolePolicy } from "../asl/iam.js";
-import { execute, StatesError, type TaskRequest } from "../asl/interpreter.js";
-import { aslErrorName } from "../asl/sdk.js";
-import { AwsError, Clients, type Credentials } from "../machines/aws.js";
+import { execute } from "../asl/interpreter.js";
+import { clientsInvoker, type InvokedCall } from "../asl/invoke.js";
+import { Clients, type Credentials } from "../machines/aws.js";
 import { Simulator } from "../sim/simulator.js";
 import { parseParams, resolveParams } from "../steps/params.js";
-import { parseResource } from "./helpers/asl.js";
 
 /**
  * The execution-role policy `kmslab export iam-policy` derives, put to the simulator's IAM policy
@@ -21,46 +20,9 @@ const FAST = { pollSeconds: 1, trailWaitSeconds: 120, propagationWaitSeconds: 30
 const EXECUTION_ROLE = "kmslab-states-execution";
 const DENIED = /AccessDenied|Unauthorized|Forbidden/;
 
-interface Made {
-  service: string;
-  action: string;
-  keyUser: boolean;
-  error?: string;
-}
-
 function session(out: Record<string, unknown>): Credentials {
   const c = out.Credentials as { AccessKeyId: string; SecretAccessKey: string; SessionToken: string };
   return { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken };
-}
-
-/** Tasks run against the simulator as the execution role; Credentials make them run as that role. */
-function invoker(exec: Clients, made: Made[]) {
-  const sessions = new Map<string, Credentials>();
-  return async (req: TaskRequest) => {
-    const { service, action } = parseResource(req.resource);
-    let credentials: Credentials | undefined;
-    if (req.credentials) {
-      const arn = req.credentials.RoleArn;
-      credentials = sessions.get(arn);
-      if (!credentials) {
-        credentials = session(
-          await exec.call("sts", "AssumeRole", { RoleArn: arn, RoleSessionName: "states-task" }),
-        );
-        sessions.set(arn, credentials);
-      }
-    }
-    try {
-      const out = await exec.call(service, action, (req.arguments ?? {}) as Record<string, unknown>, {
-        ...(credentials ? { credentials } : {}),
-      });
-      made.push({ service, action, keyUser: credentials !== undefined });
-      return out;
-    } catch (err) {
-      if (!(err instanceof AwsError)) throw err;
-      made.push({ service, action, keyUser: credentials !== undefined, error: err.code });
-      throw new StatesError(aslErrorName(service, err.code), err.message);
-    }
-  };
 }
 
 describe("the execution-role IAM policy", () => {
@@ -111,17 +73,23 @@ describe("the execution-role IAM policy", () => {
       stateMachineArn: `arn:aws:states:us-east-1:${account}:stateMachine:kmslab`,
     };
     try {
-      const made: Made[] = [];
-      const run = await execute(lab.definition, FAST, { ...options, invoke: invoker(exec, made) });
+      const made: InvokedCall[] = [];
+      const run = await execute(lab.definition, FAST, {
+        ...options,
+        invoke: clientsInvoker(exec, (c) => made.push(c)),
+      });
       expect(run.status, `${run.error}: ${run.cause}`).toBe("SUCCEEDED");
       expect((run.output as { points: number }).points).toBe(100);
-      expect(made.filter((m) => !m.keyUser && DENIED.test(m.error ?? ""))).toEqual([]);
+      expect(made.filter((m) => !m.asRole && DENIED.test(m.error ?? ""))).toEqual([]);
       // The denials the lab provokes are the key user's (stage 6), not the role's.
-      expect(made.some((m) => m.keyUser && DENIED.test(m.error ?? ""))).toBe(true);
+      expect(made.some((m) => m.asRole && DENIED.test(m.error ?? ""))).toBe(true);
       expect(new Set(made.map((m) => m.service))).toEqual(new Set(["sts", "iam", "kms", "s3", "cloudtrail"]));
 
-      const undone: Made[] = [];
-      const down = await execute(teardown.definition, FAST, { ...options, invoke: invoker(exec, undone) });
+      const undone: InvokedCall[] = [];
+      const down = await execute(teardown.definition, FAST, {
+        ...options,
+        invoke: clientsInvoker(exec, (c) => undone.push(c)),
+      });
       expect(down.status, `${down.error}: ${down.cause}`).toBe("SUCCEEDED");
       expect(undone.filter((m) => DENIED.test(m.error ?? ""))).toEqual([]);
       expect(undone.map((m) => m.action)).toContain("ScheduleKeyDeletion");

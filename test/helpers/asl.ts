@@ -1,7 +1,8 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { type Export, exportLab } from "../../asl/export.js";
 import { execute, StatesError, type TaskRequest, virtualClock } from "../../asl/interpreter.js";
-import { aslErrorName, pascal } from "../../asl/sdk.js";
+import { parseResource } from "../../asl/invoke.js";
+import { aslErrorName } from "../../asl/sdk.js";
 import { AwsError, Clients, type ObservedCall } from "../../machines/aws.js";
 import { runLab } from "../../machines/engine.js";
 import { Simulator } from "../../sim/simulator.js";
@@ -120,12 +121,6 @@ export interface Walk {
   replacements: Record<string, Call[]>;
   /** Recorded engine calls no Task of the definition made. */
   unused: Record<string, Call[]>;
-}
-
-export function parseResource(resource: string): { service: Service; action: string } {
-  const m = /^arn:aws:states:::aws-sdk:(\w+):(\w+)$/.exec(resource);
-  if (!m) throw new Error(`not an aws-sdk resource: ${resource}`);
-  return { service: m[1] as Service, action: pascal(m[2]!) };
 }
 
 /**
