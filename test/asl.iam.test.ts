@@ -1,9 +1,12 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { exportLab, exportTeardown } from "../asl/export.js";
 import { executionRolePolicy } from "../asl/iam.js";
 import { execute } from "../asl/interpreter.js";
 import { clientsInvoker, type InvokedCall } from "../asl/invoke.js";
 import { Clients, type Credentials } from "../machines/aws.js";
+import { evaluatePolicy, parsePolicy } from "../sim/policy/index.js";
 import { Simulator } from "../sim/simulator.js";
 import { parseParams, resolveParams } from "../steps/params.js";
 
@@ -114,5 +117,36 @@ describe("the execution-role IAM policy", () => {
       admin.destroy();
       exec.destroy();
     }
+  });
+});
+
+describe("the committed policy for any account (workflows/iam-policy.json)", () => {
+  const text = readFileSync(resolve(import.meta.dirname, "../workflows/iam-policy.json"), "utf8");
+  const policy = parsePolicy(text, "identity");
+  const principal = {
+    type: "AssumedRole" as const,
+    arn: "arn:aws:sts::444455556666:assumed-role/kmslab-states-execution/states",
+    accountId: "444455556666",
+    userId: "AROAEXAMPLE:states",
+    roleArn: "arn:aws:iam::444455556666:role/kmslab-states-execution",
+  };
+  const decide = (action: string, resource: string) =>
+    evaluatePolicy(policy, { principal, action, resource }).effect;
+
+  it("allows the lab's calls on the lab's resources in any account, and nothing else", () => {
+    expect(decide("kms:CreateKey", "*")).toBe("Allow");
+    expect(decide("kms:ScheduleKeyDeletion", "arn:aws:kms:us-east-1:444455556666:key/1234abcd")).toBe(
+      "Allow",
+    );
+    expect(
+      decide("s3:PutObject", "arn:aws:s3:::kmslab-data-444455556666-us-east-1/reports/secret-report.txt"),
+    ).toBe("Allow");
+    expect(decide("sts:AssumeRole", "arn:aws:iam::444455556666:role/kmslab-key-user")).toBe("Allow");
+    expect(decide("s3:PutObject", "arn:aws:s3:::kmslab-data-444455556666-us-east-1/other.txt")).toBe("None");
+    expect(decide("iam:CreateRole", "arn:aws:iam::444455556666:role/admin")).toBe("None");
+    expect(decide("kms:Decrypt", "arn:aws:kms:eu-west-1:444455556666:key/1234abcd")).toBe("None");
+    expect(
+      decide("cloudtrail:DeleteTrail", "arn:aws:cloudtrail:us-east-1:444455556666:trail/org-trail"),
+    ).toBe("None");
   });
 });
