@@ -54,6 +54,11 @@ describe("the exported definitions", () => {
     expect(problems).toContain(`${nameC}: Delete.Objects[0].Colour is not a member of DeleteObjects's input`);
     expect(problems).toContain(`${nameA}: AliasNames is not a member of DeleteAlias's input`);
     expect(problems).toContain("Orphan: is not reachable from Parameters");
+    const twice = structuredClone(lab.definition);
+    twice.States["create-key.run.createKey"] = { Type: "Pass", End: true };
+    expect(structuralProblems(twice)).toContain(
+      "create-key.run.createKey: the name is used by more than one state",
+    );
     expect(aslValidatorProblems(broken).join("\n")).toMatch(/nowhere|Orphan/);
   });
 
