@@ -3,6 +3,7 @@ import { TRANSIENT_RETRY } from "../machines/runner.js";
 import { call, ROLE_ARN, x } from "../steps/build.js";
 import type { CallStep, Check, PollStep, ProbeStep, RequireStep, StageDef, Step } from "../steps/dsl.js";
 import { evaluate } from "../steps/expr.js";
+import { parseParams } from "../steps/params.js";
 import { allSteps, STAGES } from "../steps/registry.js";
 import { aslErrorName, camel, transientErrorNames } from "./sdk.js";
 import type { Catcher, Definition, Retrier, State } from "./types.js";
@@ -13,9 +14,9 @@ import type { Catcher, Definition, Retrier, State } from "./types.js";
  * branch of a Parallel state (so its variables are its own, as a stage runner's are): the
  * precondition (Tasks and Choices into a Fail when it does not hold), the run (its AWS calls as
  * `aws-sdk` Tasks, polls as Wait + Choice loops within a budget, the key user's calls with Task
- * `Credentials`), the verification (Tasks, a score per check, a Choice on the total), and the compensation the run's
- * Catch leads to (its completed effects undone newest first, as `Assign`ed in `effectsDone`) before a
- * Fail naming the stage. Stages whose dependencies are met together run in one Parallel state.
+ * `Credentials`), the verification (Tasks, a score per check, a Choice on the total), and the
+ * compensation the run's Catch leads to (its completed effects undone newest first, as `Assign`ed in
+ * `effectsDone`) before a Fail naming the stage. Stages whose dependencies are met together run in one Parallel state.
  * Execution input = the lab parameters (as a config file holds them).
  */
 
@@ -36,17 +37,11 @@ interface ParamDefaults {
   pollSeconds: number;
 }
 
-/** lab.md's defaults (steps/params.ts). */
-export const PARAM_DEFAULTS: ParamDefaults = {
-  keyAlias: "alias/myFirstKey",
-  keyUserRole: "kmslab-key-user",
-  trailName: "kmslab-trail",
-  objectKey: "reports/secret-report.txt",
-  suffix: "",
-  trailWaitSeconds: 1200,
-  propagationWaitSeconds: 120,
-  pollSeconds: 15,
-};
+/** lab.md's defaults, as steps/params.ts gives them. */
+export const PARAM_DEFAULTS: ParamDefaults = (() => {
+  const { region: _r, logBucket: _l, dataBucket: _d, ...rest } = parseParams({});
+  return rest;
+})();
 
 /** Where a state came from: the drift test and the IAM export read it. */
 export type Phase = "precondition" | "run" | "verify" | "undo";
