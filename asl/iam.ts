@@ -1,4 +1,5 @@
 import type { Service } from "../steps/dsl.js";
+import type { ResolvedParams } from "../steps/params.js";
 import { allStates } from "./interpreter.js";
 import { pascal } from "./sdk.js";
 import type { Definition } from "./types.js";
@@ -26,16 +27,10 @@ export interface PolicyDocument {
 }
 
 /** The names a policy is written for: resolved lab parameters (account `*` when not known). */
-export interface PolicyNames {
-  account: string;
-  region: string;
-  keyAlias: string;
-  keyUserRole: string;
-  trailName: string;
-  logBucket: string;
-  dataBucket: string;
-  objectKey: string;
-}
+export type PolicyNames = Pick<
+  ResolvedParams,
+  "account" | "region" | "keyAlias" | "keyUserRole" | "trailName" | "logBucket" | "dataBucket" | "objectKey"
+>;
 
 interface Need {
   actions: string[];
