@@ -310,10 +310,12 @@ describe("safety", () => {
     expect(await withSim(dir, (sim) => labResources(sim.clientConfig()))).toEqual(lookAlikes);
 
     // Asked for explicitly, the look-alikes go (the trail first, the role's trust policy and all).
-    const untagged = await withSim(dir, (sim) =>
-      tearDown(sim, new FileStateStore(stateA), { includeUntagged: true }),
-    );
-    expect(untagged.complete).toBe(true);
+    const untagged = await runCli(["teardown", "--include-untagged", "--yes", "--state", stateA], {
+      cwd,
+      env: instant,
+    });
+    expect(untagged.code, untagged.stderr).toBe(0);
+    expect(untagged.stdout).toMatch(/removed\s+AWS::KMS::Alias/);
     expect(await withSim(dir, (sim) => labResources(sim.clientConfig()))).toEqual([]);
   }, 120_000);
 
