@@ -319,7 +319,7 @@ describe("safety", () => {
     expect(await withSim(dir, (sim) => labResources(sim.clientConfig()))).toEqual([]);
   }, 120_000);
 
-  it("is a dry run without --yes when not interactive, and refuses a state file of another account", async () => {
+  it("is a dry run without --yes when not interactive, and refuses a state file of another account or Region", async () => {
     const cwd = tempDir("kmslab-td-dry-");
     const dir = join(cwd, ".kmslab/sim");
     const state = join(cwd, ".kmslab/state.json");
@@ -340,6 +340,10 @@ describe("safety", () => {
     });
     expect(refused.code).toBe(5);
     expect(refused.stderr).toMatch(/account/);
+    expect(statSync(state).mtimeMs).toBe(mtime);
+    const region = await runCli(["teardown", "--yes", "--region", "eu-west-1"], { cwd, env: instant });
+    expect(region.code).toBe(5);
+    expect(region.stderr).toMatch(/eu-west-1/);
     expect(statSync(state).mtimeMs).toBe(mtime);
 
     const none = await runCli(["teardown", "--yes", "--state", join(cwd, "nothing.json")], {
