@@ -70,15 +70,22 @@ export function registerRun(program: Command, globals: () => GlobalOptions): voi
         STAGES.map((s) => {
           const r: StageRecord | undefined = state.stages[s.id];
           const checks = (r?.evidence ?? []) as { points?: number }[];
-          const points = checks.length > 0 ? checks.reduce((n, c) => n + (c.points ?? 0), 0) : undefined;
+          // A stage rolled back (its own failure, or a teardown) holds nothing now: no points.
+          const undone = r?.status === "rolledBack" && !r.error;
+          const points =
+            checks.length > 0 && !undone ? checks.reduce((n, c) => n + (c.points ?? 0), 0) : undefined;
           return [
             s.id,
             {
-              status: fromRecord(r?.status),
+              status: fromRecord(r),
               maxPoints: s.points,
               attempts: r?.attempts ?? 0,
               ...(points !== undefined ? { points } : {}),
-              ...(r?.error ? { reason: r.error.message } : {}),
+              ...(r?.error
+                ? { reason: r.error.message }
+                : undone
+                  ? { reason: "rolled back: what it made was removed" }
+                  : {}),
             },
           ];
         }),
@@ -97,18 +104,26 @@ export function registerRun(program: Command, globals: () => GlobalOptions): voi
             : ""),
       );
       process.stdout.write(summary({ runId: state.runId, stages: stages as unknown as LabResult["stages"] }));
+      const t = state.teardown;
+      if (t?.endedAt)
+        process.stdout.write(
+          t.remaining && t.remaining.length > 0
+            ? `teardown ${t.endedAt}: ${t.remaining.length} resource(s) remain (kmslab teardown --yes tries again)\n`
+            : `torn down ${t.endedAt}: nothing the run made remains (kmslab run starts the lab again)\n`,
+        );
     });
 }
 
-function fromRecord(status: StageRecord["status"] | undefined): StageStatus {
-  switch (status) {
-    case undefined:
+function fromRecord(record: StageRecord | undefined): StageStatus {
+  if (record === undefined) return "waiting";
+  switch (record.status) {
     case "pending":
       return "waiting";
     case "rolledBack":
-      return "failed";
+      // A run's own rollback failed the stage; a teardown's leaves it to be run again.
+      return record.error ? "failed" : "waiting";
     default:
-      return status;
+      return record.status;
   }
 }
 

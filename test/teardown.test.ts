@@ -239,11 +239,18 @@ describe("teardown after a full run", () => {
     const table = await runCli(["teardown"], { cwd, env: instant });
     expect(table.code).toBe(1);
     expect(table.stdout).toMatch(/would remove\s+AWS::IAM::Role/);
+    const half = await runCli(["status"], { cwd, env: instant });
+    expect(half.stdout).toMatch(/teardown .*: 1 resource\(s\) remain/);
 
     const retried = await runCli(["teardown", "--yes"], { cwd, env: instant });
     expect(retried.code, retried.stderr).toBe(0);
     expect(retried.stdout).toContain("nothing that should go remains");
     expect(await withSim(dir, (sim) => labResources(sim.clientConfig()))).toEqual([]);
+    // `kmslab status` tells a torn-down run from a failed one: no points, nothing failed.
+    const status = await runCli(["status"], { cwd, env: instant });
+    expect(status.stdout).toContain("0/100 points");
+    expect(status.stdout).not.toContain("failed");
+    expect(status.stdout).toMatch(/torn down .*: nothing the run made remains/);
   }, 60_000);
 });
 
