@@ -32,6 +32,34 @@ const lookup = (eventName: "GenerateDataKey" | "Decrypt", variable: string): Cal
     },
   );
 
+/**
+ * The verification's read of CloudTrail: every event on the lab's key (LookupEvents by the key's
+ * ARN, all pages), so that learners sharing an account are each graded on their own key's history,
+ * which the grader's own reads lengthen. `assign` picks from `$events` (the parsed records).
+ */
+export const keyEvents = (assign: Record<string, string>): CallStep =>
+  call(
+    "keyEvents",
+    "look up the key's events",
+    "cloudtrail",
+    "LookupEvents",
+    {
+      LookupAttributes: [{ AttributeKey: "ResourceName", AttributeValue: x("$key.Arn") }],
+      MaxResults: 50,
+    },
+    {
+      when: `$type($key) = "object"`,
+      ephemeral: true,
+      pages: { items: "Events", max: 40 },
+      assign: Object.fromEntries(
+        Object.entries(assign).map(([k, v]) => [
+          k,
+          x(`($events := [$states.result.Events.$parse(CloudTrailEvent)]; ${v})`),
+        ]),
+      ),
+    },
+  );
+
 const readLogFiles = (id: string): ProbeStep => ({
   kind: "probe",
   id,
@@ -140,7 +168,13 @@ export const trailKeyUsage: StageDef = {
       "lookup-events",
       "LookupEvents shows GenerateDataKey and Decrypt on the key with the object's ARN as context",
       12,
-      [describeKeyByAlias, lookup("GenerateDataKey", "generated"), lookup("Decrypt", "decrypted")],
+      [
+        describeKeyByAlias,
+        keyEvents({
+          generated: forObject(`$events[eventName = "GenerateDataKey"]`),
+          decrypted: forObject(`$events[eventName = "Decrypt"]`),
+        }),
+      ],
       `${usedWithKey("$generated", 6)} + ${usedWithKey("$decrypted", 6)}`,
       {
         evidence: {
