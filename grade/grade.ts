@@ -214,7 +214,7 @@ function attempted(def: StageDef, checks: GradedCheck[], earlier: Map<StageId, O
   };
   switch (def.id) {
     case "create-key":
-      return seen("key", "keyArn");
+      return seen("key", "keyArn") || seen("key", "otherAliases");
     case "trail-to-bucket":
       return seen("delivers", "trailArn") || seen("private", "blockPublicAccess");
     case "sse-kms-upload":
