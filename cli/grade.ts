@@ -192,7 +192,7 @@ async function gradeOne(
   const clients = new Clients(target.base);
   try {
     const input = { ...paramsFrom(stringOpts, target.kind), region: target.region };
-    parseParams(input);
+    guard(() => parseParams(input));
     const account = await accountOf(clients, target);
     let params = resolve(input, account);
     const statePath = g.state ?? DEFAULT_STATE_PATH;
