@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import type { Command } from "commander";
-import { type Learner, parseRoster, RosterError, slug } from "../grade/class.js";
+import { gradeRoster, type Learner, parseRoster, RosterError } from "../grade/class.js";
 import { DEFAULT_THRESHOLD, type GradeResult, gradeLab } from "../grade/grade.js";
 import {
   GradeFileError,
@@ -12,7 +12,7 @@ import {
   writeFileAtomic,
 } from "../grade/store.js";
 import { AwsError, Clients } from "../machines/aws.js";
-import { type ClassEntry, classCsv, classHtml, classMarkdown } from "../report/class.js";
+import { type ClassEntry, classMarkdown, writeClassReports } from "../report/class.js";
 import { FORMATS, type ReportFormat, render } from "../report/render.js";
 import { DEFAULT_STATE_PATH, FileStateStore, type StateFile } from "../state/index.js";
 import {
@@ -237,9 +237,6 @@ async function gradeOne(
   }
 }
 
-/** Learners graded at the same time: enough to overlap network waits, few enough for CloudTrail's rate. */
-const CLASS_CONCURRENCY = 8;
-
 async function gradeClass(
   g: GlobalOptions,
   opts: Record<string, string | boolean | undefined>,
@@ -285,46 +282,21 @@ async function gradeClass(
     return t;
   };
   mkdirSync(outDir, { recursive: true });
-  const taken = new Set<string>();
-  const names = roster.map((l) => slug(l.name, taken));
-  const entries: ClassEntry[] = roster.map((l) => ({ name: l.name }));
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < roster.length; i = next++) {
-      const l = roster[i]!;
-      const entry = entries[i]!;
-      try {
-        const { target, clients, account } = await open(l);
-        const params = resolve(
-          {
-            ...paramsFrom(stringOpts, target.kind),
-            ...(l.suffix ? { suffix: l.suffix } : {}),
-            region: target.region,
-          },
-          account,
-        );
-        const result = await gradeLab({
-          clients,
-          params,
-          target: targetOf(target, account),
-          threshold,
-          learner: l.name,
-        });
-        const files = { json: `${names[i]}.json`, html: `${names[i]}.html` };
-        writeFileAtomic(join(outDir, files.json), `${JSON.stringify(result, null, 2)}\n`);
-        writeFileAtomic(
-          join(outDir, files.html),
-          render(result, "html", { instructor: opts.instructor === true }),
-        );
-        entry.result = result;
-        entry.files = files;
-      } catch (err) {
-        entry.error = (err as Error).message;
-      }
-    }
-  };
+  let entries: ClassEntry[];
   try {
-    await Promise.all(Array.from({ length: Math.min(CLASS_CONCURRENCY, roster.length) }, worker));
+    const graded = await gradeRoster(roster, async (l) => {
+      const { target, clients, account } = await open(l);
+      const params = resolve(
+        {
+          ...paramsFrom(stringOpts, target.kind),
+          ...(l.suffix ? { suffix: l.suffix } : {}),
+          region: target.region,
+        },
+        account,
+      );
+      return gradeLab({ clients, params, target: targetOf(target, account), threshold, learner: l.name });
+    });
+    entries = writeClassReports(graded, outDir, { instructor: opts.instructor === true });
   } finally {
     for (const t of targets.values())
       await t.then(
@@ -336,9 +308,6 @@ async function gradeClass(
       );
   }
   const md = classMarkdown(entries);
-  writeFileAtomic(join(outDir, "summary.md"), md);
-  writeFileAtomic(join(outDir, "summary.html"), classHtml(entries));
-  writeFileAtomic(join(outDir, "summary.csv"), classCsv(entries));
   if (g.json)
     process.stdout.write(
       `${JSON.stringify(

@@ -1,3 +1,5 @@
+import type { GradeResult } from "./grade.js";
+
 /**
  * A class roster: `learners.csv` with a header row and one learner a row — `name`, and what tells
  * their lab apart: a `suffix` (learners sharing one account), a `profile` (an AWS CLI profile per
@@ -123,4 +125,36 @@ export function slug(name: string, taken: Set<string>): string {
   for (let n = 2; taken.has(s.toLowerCase()); n++) s = `${base}-${n}`;
   taken.add(s.toLowerCase());
   return s;
+}
+
+/** A learner's grading, or why there is none (no credentials for their profile...). */
+export interface RosterGrade {
+  learner: Learner;
+  result?: GradeResult;
+  error?: string;
+}
+
+/**
+ * Grades every learner of a roster, `concurrency` at a time (enough to overlap network waits, few
+ * enough for CloudTrail's lookup rate), in the roster's order. A learner that cannot be graded is
+ * reported, not fatal.
+ */
+export async function gradeRoster(
+  roster: readonly Learner[],
+  grade: (learner: Learner) => Promise<GradeResult>,
+  concurrency = 8,
+): Promise<RosterGrade[]> {
+  const out: RosterGrade[] = roster.map((learner) => ({ learner }));
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < roster.length; i = next++) {
+      try {
+        out[i]!.result = await grade(roster[i]!);
+      } catch (err) {
+        out[i]!.error = (err as Error).message;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, roster.length) }, worker));
+  return out;
 }

@@ -1,5 +1,6 @@
-import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, writeSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { writeAtomic } from "../lib/files.js";
 import type { GradeResult } from "./grade.js";
 
 /**
@@ -22,24 +23,10 @@ export function gradeDirFor(statePath: string): string {
   return dirname(statePath);
 }
 
-/** Writes `text` to `path` atomically; refuses to replace an existing file unless `replace`. */
+/** Writes `text` to `path` atomically (lib/files.ts); refuses to replace an existing file unless `replace`. */
 export function writeFileAtomic(path: string, text: string, replace = true): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, "w", 0o644);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  if (!replace) {
-    try {
-      closeSync(openSync(path, "wx"));
-    } catch {
-      throw new GradeFileError(`${path} already exists`);
-    }
-  }
-  renameSync(tmp, path);
+  if (!replace && existsSync(path)) throw new GradeFileError(`${path} already exists`);
+  writeAtomic(path, text);
 }
 
 /** Saves a grading under its timestamped name in `dir`; returns the path. */

@@ -445,6 +445,13 @@ export class StageRunner {
       token = page.NextContinuationToken as string | undefined;
     } while (token);
     keys.sort((a, b) => b.modified.localeCompare(a.modified) || b.key.localeCompare(a.key));
+    if (typeof args.After === "number") {
+      // The events' time is known: only files delivered since can hold them, the earliest first
+      // (a minute's slack for S3's second-grained times).
+      const after = args.After - 60_000;
+      const since = keys.filter((k) => Date.parse(k.modified) >= after).reverse();
+      keys.splice(0, keys.length, ...since);
+    }
     const want = new Set((args.Want as string[] | undefined) ?? []);
     const records: {
       eventName?: string;

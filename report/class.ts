@@ -1,5 +1,9 @@
+import { join } from "node:path";
+import { type RosterGrade, slug } from "../grade/class.js";
 import type { GradeResult } from "../grade/grade.js";
+import { writeFileAtomic } from "../grade/store.js";
 import { escapeHtml, OUTCOME_COLOUR } from "./common.js";
+import { render } from "./render.js";
 
 /**
  * A class's gradings summed up: each learner's score and verdict, the distribution of scores in
@@ -154,4 +158,31 @@ export function classCsv(entries: ClassEntry[]): string {
     ].map(csvField);
   });
   return `${[header, ...rows].map((r) => r.join(",")).join("\n")}\n`;
+}
+
+/**
+ * Writes a class's reports into `dir`: per learner the grading (JSON, author messages included)
+ * and its HTML report, then summary.md, summary.html and summary.csv. Returns the entries.
+ */
+export function writeClassReports(
+  graded: readonly RosterGrade[],
+  dir: string,
+  options: { instructor?: boolean } = {},
+): ClassEntry[] {
+  const taken = new Set<string>();
+  const entries = graded.map(({ learner, result, error }): ClassEntry => {
+    const name = slug(learner.name, taken);
+    if (!result) return { name: learner.name, error: error ?? "not graded" };
+    const files = { json: `${name}.json`, html: `${name}.html` };
+    writeFileAtomic(join(dir, files.json), `${JSON.stringify(result, null, 2)}\n`);
+    writeFileAtomic(
+      join(dir, files.html),
+      render(result, "html", { instructor: options.instructor === true }),
+    );
+    return { name: learner.name, files, result };
+  });
+  writeFileAtomic(join(dir, "summary.md"), classMarkdown(entries));
+  writeFileAtomic(join(dir, "summary.html"), classHtml(entries));
+  writeFileAtomic(join(dir, "summary.csv"), classCsv(entries));
+  return entries;
 }

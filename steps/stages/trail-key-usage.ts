@@ -60,7 +60,11 @@ export const keyEvents = (assign: Record<string, string>): CallStep =>
     },
   );
 
-const readLogFiles = (id: string): ProbeStep => ({
+/**
+ * `after` (JSONata, epoch milliseconds): the files to read start from when the events were made, oldest
+ * first — a log bucket shared by a busy account holds many newer files that cannot hold them.
+ */
+const readLogFiles = (id: string, after?: string): ProbeStep => ({
   kind: "probe",
   id,
   title: "read the log files CloudTrail delivered",
@@ -70,6 +74,7 @@ const readLogFiles = (id: string): ProbeStep => ({
     Prefix: x(`"AWSLogs/" & $params.account & "/CloudTrail/" & $params.region & "/"`),
     Want: ["GenerateDataKey", "Decrypt"],
     ContextArn: x(OBJECT_ARN),
+    ...(after ? { After: x(after) } : {}),
   },
   assign: {
     logFiles: x("$states.result.files"),
@@ -193,7 +198,13 @@ export const trailKeyUsage: StageDef = {
       "log-file",
       "a delivered log file holds both events",
       8,
-      [readLogFiles("logFiles")],
+      [
+        describeKeyByAlias,
+        keyEvents({
+          usedAt: `$min(${forObject(`$events[eventName in ["GenerateDataKey", "Decrypt"]]`)}.$toMillis(eventTime))`,
+        }),
+        readLogFiles("logFiles", "$usedAt"),
+      ],
       `${inLog("GenerateDataKey", 4)} + ${inLog("Decrypt", 4)}`,
       {
         evidence: { logFiles: "$logFiles", events: "$logRecords.eventID" },
