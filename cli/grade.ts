@@ -1,5 +1,5 @@
 import { mkdirSync, readFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import type { Command } from "commander";
 import { gradeRoster, type Learner, parseRoster, RosterError } from "../grade/class.js";
 import { DEFAULT_THRESHOLD, type GradeResult, gradeLab } from "../grade/grade.js";
@@ -121,7 +121,7 @@ function guard<T>(fn: () => T): T {
 
 /** Earlier gradings of the same learner's lab in the same directory, oldest first. */
 function history(path: string, result: GradeResult): { gradedAt: string; score: number; percent: number }[] {
-  const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
+  const dir = dirname(path);
   const out: { gradedAt: string; score: number; percent: number }[] = [];
   for (const p of listGrades(dir)) {
     if (p === path) continue;

@@ -148,7 +148,7 @@ describe("kmslab grade on the embedded simulator", () => {
       // An anonymous GET reaches the object (only SSE-KMS refuses it: 7 points lost); the bucket is public (3).
       { "public-access-denied": 5 },
       "public-access-denied",
-      /lets anonymous requests through to reports\/secret-report.txt[^]*bucket policy of kmslab-data-\d+-us-east-1 makes it public/,
+      /lets anonymous requests through to reports\/secret-report.txt[\s\S]*bucket policy of kmslab-data-\d+-us-east-1 makes it public/,
     ],
     [
       "the key user never removed",

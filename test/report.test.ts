@@ -119,15 +119,15 @@ describe("the report", () => {
       });
       await page.goto(`file://${file}`);
       await expect.poll(() => page.locator("#score").isVisible()).toBe(true);
-      expect(await page.locator("#score").innerText()).toContain("80/100 points (80%) — PASS");
+      expect(await page.locator("#score").textContent()).toContain("80/100 points (80%) — PASS");
       const rows = page.locator("tr.stage-row");
       expect(await rows.count()).toBe(STAGES.length);
       for (const s of STAGES) {
         const row = page.locator(`tr.stage-row[data-stage="${s.id}"]`);
         expect(await row.isVisible(), s.id).toBe(true);
-        expect(await row.innerText()).toContain(s.title);
+        expect(await row.textContent()).toContain(s.title);
       }
-      expect(await page.locator(`tr[data-stage="key-user-access"] .points`).innerText()).toBe("7/20");
+      expect(await page.locator(`tr[data-stage="key-user-access"] .points`).textContent()).toBe("7/20");
       const chart = page.locator("#statechart svg");
       expect(await chart.isVisible()).toBe(true);
       const box = await chart.boundingBox();
@@ -142,7 +142,7 @@ describe("the report", () => {
       expect(await evidence.locator("pre").isVisible()).toBe(false);
       await evidence.locator("summary").click();
       expect(await evidence.locator("pre").isVisible()).toBe(true);
-      expect(await evidence.locator("pre").innerText()).toContain("arn:aws:kms:us-east-1:");
+      expect(await evidence.locator("pre").textContent()).toContain("arn:aws:kms:us-east-1:");
       await page.screenshot({ path: join(ARTIFACTS, "report.png"), fullPage: true });
       expect(requests).toEqual([]);
     } finally {
