@@ -53,7 +53,7 @@ function verdict(r: GradeResult): string {
 }
 
 function who(r: GradeResult): string {
-  return `${r.learner ? `${r.learner} · ` : ""}account ${r.target.accountId}, ${r.target.region}${r.run ? ` · run ${r.run.runId}` : " · graded from the parameters alone"}`;
+  return `${r.learner ? `${r.learner} · ` : ""}account ${r.target.accountId}, ${r.target.region}${r.run ? ` · run ${r.run.runId} (${formatDuration(Date.parse(r.run.updatedAt) - Date.parse(r.run.createdAt))}, ${r.run.createdAt} → ${r.run.updatedAt})` : " · graded from the parameters alone"}`;
 }
 
 export function formatDuration(ms: number): string {

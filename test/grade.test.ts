@@ -109,6 +109,18 @@ describe("kmslab grade on the embedded simulator", () => {
       ReadOnlyError,
     );
     expect(env.sim.stats.writeCalls).toBe(writes);
+    // The counter the read-only tests rely on does count a write, and not an AssumeRole's session.
+    await env.clients.call("s3", "CreateBucket", { Bucket: "kmslab-counted" });
+    expect(env.sim.stats.writeCalls).toBe(writes + 1);
+    await labByHand(env.sim);
+    const sessions = env.sim.stats.mutatingCalls;
+    const before = env.sim.stats.writeCalls;
+    await guarded.call("sts", "AssumeRole", {
+      RoleArn: `arn:aws:iam::${env.sim.account.accountId}:role/kmslab-key-user`,
+      RoleSessionName: "grader",
+    });
+    expect(env.sim.stats.mutatingCalls).toBe(sessions + 1);
+    expect(env.sim.stats.writeCalls).toBe(before);
   });
 
   // Each mistake: the points per stage it leaves, and what the learner is told.
