@@ -17,11 +17,13 @@ describe("kmslab grade and kmslab report on the command line", () => {
   const simData = join(work, "sim");
   const state = join(work, "lab", "state.json");
   const env = { KMSLAB_SIM_PROFILE: "instant" };
+  let secret = "";
   const cli = (...args: string[]) =>
     runCli(["--sim-data", simData, "--state", state, ...args], { cwd: work, env });
 
   beforeAll(async () => {
     const sim = Simulator.open(simData, { command: "test", profile: "instant" });
+    secret = sim.credentials().secretAccessKey;
     try {
       await labByHand(sim, {}, "-ann");
       await labByHand(sim, { sseS3: true }, "-bob");
@@ -37,7 +39,11 @@ describe("kmslab grade and kmslab report on the command line", () => {
     expect(res.stdout).toContain("100/100 points (100%) — PASS (pass mark 80%)");
     const saved = readdirSync(join(work, "lab")).filter((f) => /^grade-.*Z\.json$/.test(f));
     expect(saved).toHaveLength(1);
-    const result = JSON.parse(readFileSync(join(work, "lab", saved[0]!), "utf8"));
+    const text = readFileSync(join(work, "lab", saved[0]!), "utf8");
+    // Neither a credential nor the object's plaintext reaches the saved grading.
+    expect(text).not.toContain(secret);
+    expect(text).not.toContain("quarterly numbers");
+    const result = JSON.parse(text);
     expect(result).toMatchObject({ learner: "Ann", score: 100, passed: true, params: { suffix: "-ann" } });
     expect(saved[0]).toBe(`grade-${result.endedAt.replace(/:/g, "-")}.json`);
   });
