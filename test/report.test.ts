@@ -94,6 +94,18 @@ describe("the report", () => {
     }
   });
 
+  it("the statechart sets what the run recorded against what grading finds: a dashed border where they disagree", () => {
+    const planned = structuredClone(result);
+    for (const s of planned.stages) s.run = { status: "passed", attempts: 1 };
+    const svg = render(planned, "html");
+    const state = (id: string) =>
+      svg.slice(svg.indexOf(`<g class="state" data-stage="${id}"`)).split("</g>")[0]!;
+    expect(state("key-user-access")).toContain("stroke-dasharray");
+    expect(state("key-user-access")).toContain("run: passed");
+    expect(state("trail-key-usage")).not.toContain("stroke-dasharray");
+    expect(state("create-key")).toContain('fill="#ef8f00"');
+  });
+
   it("HTML is one self-contained page that headless Chromium shows: score, every stage row, the statechart", async () => {
     const html = render(result, "html", {
       instructor: true,
