@@ -457,8 +457,9 @@ export class StageRunner {
       eventName?: string;
       requestParameters?: { encryptionContext?: Record<string, string> };
     }[] = [];
-    const batch = 8;
-    for (let i = 0; i < Math.min(keys.length, MAX_LOG_FILES); i += batch) {
+    // From the events' time the first file is likely the one: one first, then more at a time.
+    let batch = typeof args.After === "number" ? 1 : 8;
+    for (let i = 0; i < Math.min(keys.length, MAX_LOG_FILES); i += batch, batch = Math.min(8, batch * 2)) {
       const bodies = await Promise.all(
         keys
           .slice(i, i + batch)
