@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -272,5 +272,15 @@ describe("a lab done by hand with the AWS CLI grades 100/100", () => {
     expect(result.target).toMatchObject({ kind: "endpoint", accountId: account, endpoint: server.endpoint });
     expect(result.run).toBeUndefined();
     expect(graded.code).toBe(0);
+
+    // The same learner in a class roster, found by their endpoint.
+    writeFileSync(join(work, "learners.csv"), `name,endpoint\nBy hand,${server.endpoint}\n`);
+    const klass = await runCli(["grade", "--class", "learners.csv", "--out", "class"], {
+      cwd: work,
+      env: baseEnv(),
+    });
+    expect(klass.code).toBe(0);
+    expect(klass.stdout).toContain("1 of 1 learners graded · 1 passed (100%) · mean score 100");
+    expect(readFileSync(join(work, "class", "summary.csv"), "utf8")).toContain("By hand,100,100,100,true,");
   }, 120_000);
 });
