@@ -2,7 +2,14 @@
  * `npm run bench`: runs every benchmark under bench/ in turn. Benchmarks print figures and ratios
  * measured side by side in one run; they are never run as tests.
  */
-const benches = ["./sdk-overhead.ts", "./checkpoint.ts", "./cloudtrail.ts", "./lab.ts", "./grade.ts"];
+const benches = [
+  "./sdk-overhead.ts",
+  "./checkpoint.ts",
+  "./cloudtrail.ts",
+  "./lab.ts",
+  "./asl.ts",
+  "./grade.ts",
+];
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 let failed = false;
 for (const bench of benches) {

@@ -3,6 +3,7 @@ import { MachineVersionError, ParamsMismatchError } from "../machines/engine.js"
 import { DataDirInvalidError, DataDirLockedError } from "../sim/store.js";
 import { StateError, StateLockedError } from "../state/index.js";
 import { CliError, EXIT } from "./exit-codes.js";
+import { registerExport } from "./export.js";
 import { registerGrade, registerReport } from "./grade.js";
 import { type GlobalOptions, registerRun } from "./run.js";
 import { registerSim } from "./sim.js";
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   const globals = () => program.opts<GlobalOptions>();
   registerRun(program, globals);
   registerSim(program, globals);
+  registerExport(program, globals);
   registerGrade(program, globals);
   registerReport(program, globals);
   for (const cmd of program.commands) {

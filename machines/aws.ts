@@ -69,11 +69,12 @@ export class AwsError extends Error {
 
   /** Throttling and server errors: worth retrying with backoff. */
   get transient(): boolean {
-    return TRANSIENT.has(this.code) || (this.status !== undefined && this.status >= 500);
+    return TRANSIENT_CODES.has(this.code) || (this.status !== undefined && this.status >= 500);
   }
 }
 
-const TRANSIENT = new Set([
+/** Error codes that mean "try again later" (throttling, service errors); the ASL export retries the same. */
+export const TRANSIENT_CODES: ReadonlySet<string> = new Set([
   "Throttling",
   "ThrottlingException",
   "ThrottledException",

@@ -52,6 +52,8 @@ export interface EngineOptions {
   signal?: AbortSignal;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /** The stages to run (the registry's unless a test gives another list). */
+  stages?: readonly StageDef[];
 }
 
 export type EngineEvent =
@@ -117,9 +119,13 @@ class Engine implements StageExecutor {
   private active = 0;
   private idle?: () => void;
   private actor?: AnyActorRef;
-  private readonly defs = new Map<string, StageDef>(STAGES.map((s) => [s.id, s]));
+  private readonly stages: readonly StageDef[];
+  private readonly defs: Map<string, StageDef>;
 
-  constructor(private readonly o: EngineOptions) {}
+  constructor(private readonly o: EngineOptions) {
+    this.stages = o.stages ?? STAGES;
+    this.defs = new Map(this.stages.map((s) => [s.id, s]));
+  }
 
   private now(): number {
     return this.o.now?.() ?? Date.now();
@@ -135,10 +141,10 @@ class Engine implements StageExecutor {
 
   async execute(): Promise<LabResult> {
     await this.load();
-    const machine = buildLabMachine(STAGES, this);
+    const machine = buildLabMachine(this.stages, this);
     const snapshot = this.state.snapshot as { status?: string } | undefined;
     const resumeInFlight = snapshot !== undefined && snapshot.status === "active";
-    const passed = STAGES.filter((s) => this.state.stages[s.id]?.status === "passed").map((s) => s.id);
+    const passed = this.stages.filter((s) => this.state.stages[s.id]?.status === "passed").map((s) => s.id);
     const actor = createActor(machine, {
       input: { passed },
       ...(resumeInFlight ? { snapshot: snapshot as never } : {}),
@@ -483,7 +489,7 @@ class Engine implements StageExecutor {
   private result(interrupted: boolean): LabResult {
     const stages = {} as Record<StageId, StageOutcome>;
     const context = this.actor?.getSnapshot().context as LabContext | undefined;
-    for (const def of STAGES) {
+    for (const def of this.stages) {
       const r = this.state.stages[def.id];
       const status = context?.stages[def.id]?.status ?? "waiting";
       const checks = (r?.evidence ?? []) as unknown as CheckResult[];

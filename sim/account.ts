@@ -1,5 +1,6 @@
-import { randomBytes, randomInt, randomUUID } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
 import type { ServiceError } from "./core/errors.js";
+import { uuid } from "./core/random.js";
 import type { CallContext, OperationFn, ServiceProvider } from "./core/service.js";
 import { CloudTrailService } from "./services/cloudtrail/provider.js";
 import { IamService } from "./services/iam/provider.js";
@@ -244,7 +245,7 @@ export class Account {
 
 /** Random identifiers in AWS's formats. */
 export const ids = {
-  uuid: () => randomUUID(),
+  uuid,
   /**
    * Base32 upper-case ids as IAM forms them: unique ids (`AROA`/`AIDA`/`ANPA`) have 21 characters,
    * access key ids (`AKIA`/`ASIA`) 20.
@@ -263,5 +264,5 @@ export const ids = {
     for (const b of randomBytes(40)) out += alphabet[b & 63];
     return out;
   },
-  requestId: () => randomUUID(),
+  requestId: uuid,
 };

@@ -114,7 +114,15 @@ export interface ProbeStep {
   probe: "unsignedGet" | "readLogFiles";
   args: Template;
   assign?: Record<string, string>;
-  asl: { comment: string; replacement: CallStep[] };
+  asl: {
+    comment: string;
+    replacement: CallStep[];
+    /**
+     * What the probe's own variables become in Step Functions, computed from the replacement's
+     * (JSONata `{% %}` per variable), so that the steps and checks after it read the same names.
+     */
+    assign?: Record<string, string>;
+  };
 }
 
 /**

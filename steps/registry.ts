@@ -115,7 +115,11 @@ function stepExpressions(step: Step): string[] {
     case "require":
       return [...wrap(step.condition), ...wrap(step.message)];
     case "probe":
-      return [...expressionsIn(step.args), ...expressionsIn(step.assign ?? {})];
+      return [
+        ...expressionsIn(step.args),
+        ...expressionsIn(step.assign ?? {}),
+        ...expressionsIn(step.asl.assign ?? {}),
+      ];
     case "poll":
       return [...wrap(step.until), ...wrap(step.intervalSeconds), ...wrap(step.budgetSeconds)];
   }

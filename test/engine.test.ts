@@ -39,7 +39,8 @@ async function inProcess(sim: Simulator, store = new MemoryStateStore()) {
 
 /** What the account holds of the lab: counted through the SDK, as anyone would see it. */
 async function inventory(sim: Simulator) {
-  const config = sim.clientConfig();
+  // The SDK's own retries: an account with faults injected throttles the test's reads too.
+  const config = sim.clientConfig({ maxAttempts: 10 });
   const kms = new KMSClient(config);
   const keys = (await kms.send(new ListKeysCommand({}))).Keys ?? [];
   const live: string[] = [];

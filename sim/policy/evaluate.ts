@@ -23,7 +23,8 @@ export interface EvalRequest {
   principal: Principal;
   action: string;
   resource: string;
-  context?: ContextKeys;
+  /** The request's context keys, or a function that makes them: most decisions never read them. */
+  context?: ContextKeys | (() => ContextKeys);
 }
 
 export interface EvalResult {
@@ -112,7 +113,7 @@ function buildKeys(req: EvalRequest): Map<string, string[]> {
       else out.delete(key.toLowerCase());
     }
   };
-  if (req.context) add(req.context);
+  if (req.context) add(typeof req.context === "function" ? req.context() : req.context);
   add(principalKeys(req.principal));
   return out;
 }

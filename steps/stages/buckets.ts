@@ -90,11 +90,15 @@ export function emptyBucket(param: BucketParam, prefix: string): PollStep {
         "s3",
         "DeleteObjects",
         { Bucket: x(`$params.${param}`), Delete: { Objects: x(`$${prefix}Left`), Quiet: true } },
-        { when: `$count($${prefix}Left) > 0`, tolerate: ["NoSuchBucket"] },
+        {
+          when: `$type($${prefix}Left) = "array" and $count($${prefix}Left) > 0`,
+          tolerate: ["NoSuchBucket"],
+        },
       ),
     ],
     {
-      until: `$count($${prefix}Left) = 0`,
+      // A bucket already gone leaves the list null (its NoSuchBucket tolerated): nothing left either.
+      until: `$type($${prefix}Left) != "array" or $count($${prefix}Left) = 0`,
       intervalSeconds: "2",
       budgetSeconds: "$params.trailWaitSeconds",
       waitingFor: "the bucket to be empty (CloudTrail may deliver one last file)",

@@ -21,6 +21,10 @@ const head = call(
   { tolerate: ["NotFound", "NoSuchKey", "NoSuchBucket", "Forbidden"], assign: { head: x("$states.result") } },
 );
 
+/** JSONata: the replacement's reads say an anonymous GET is refused (Block Public Access on, policy not public). */
+const REFUSED =
+  "($anonPublic != true and $anonPab.BlockPublicAcls = true and $anonPab.IgnorePublicAcls = true and $anonPab.BlockPublicPolicy = true and $anonPab.RestrictPublicBuckets = true)";
+
 const unsignedGet = (id: string): ProbeStep => ({
   kind: "probe",
   id,
@@ -30,7 +34,7 @@ const unsignedGet = (id: string): ProbeStep => ({
   assign: { anonStatus: x("$states.result.status"), anonCode: x("$states.result.code") },
   asl: {
     comment:
-      "Step Functions signs every AWS SDK call and cannot send an anonymous request: this checks the bucket's Block Public Access and policy status instead (the local engine sends the unsigned GET).",
+      "Step Functions signs every AWS SDK call and cannot send an anonymous request: in place of the unsigned GET this reads the bucket's Block Public Access and policy status, and takes an anonymous GET as refused (403 AccessDenied) when all four settings are on and the policy is not public; the signed GET that follows is made as in the local engine (which sends the unsigned GET itself).",
     replacement: [
       call(
         `${id}Pab`,
@@ -40,10 +44,26 @@ const unsignedGet = (id: string): ProbeStep => ({
         { Bucket: x("$params.dataBucket") },
         {
           tolerate: ["NoSuchPublicAccessBlockConfiguration"],
-          assign: { pab: x("$states.result.PublicAccessBlockConfiguration") },
+          assign: { anonPab: x("$states.result.PublicAccessBlockConfiguration") },
+        },
+      ),
+      call(
+        `${id}PolicyStatus`,
+        "read the bucket's policy status",
+        "s3",
+        "GetBucketPolicyStatus",
+        { Bucket: x("$params.dataBucket") },
+        {
+          tolerate: ["NoSuchBucketPolicy"],
+          assign: { anonPublic: x("$states.result.PolicyStatus.IsPublic = true") },
         },
       ),
     ],
+    // Both from the replacement's reads: an ASL Assign sees the values from before its state.
+    assign: {
+      anonStatus: x(`${REFUSED} ? 403 : 200`),
+      anonCode: x(`${REFUSED} ? "AccessDenied" : null`),
+    },
   },
 });
 

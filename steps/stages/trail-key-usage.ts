@@ -82,7 +82,7 @@ const readLogFiles = (id: string, after?: string): ProbeStep => ({
   },
   asl: {
     comment:
-      "Step Functions cannot gunzip a delivered log file: this counts the files under the trail's prefix instead (the local engine reads them).",
+      "Step Functions cannot gunzip a delivered log file: this lists the files under the trail's prefix instead and takes a delivered file as holding the key's GenerateDataKey and Decrypt events (the local engine reads the files and looks for them).",
     replacement: [
       call(
         `${id}List`,
@@ -93,9 +93,13 @@ const readLogFiles = (id: string, after?: string): ProbeStep => ({
           Bucket: x("$params.logBucket"),
           Prefix: x(`"AWSLogs/" & $params.account & "/CloudTrail/" & $params.region & "/"`),
         },
-        { assign: { logFiles: x("$states.result.KeyCount") } },
+        { assign: { logFileCount: x("$states.result.KeyCount") } },
       ),
     ],
+    assign: {
+      logFiles: x("$logFileCount"),
+      logRecords: x(`$logFileCount > 0 ? [{"eventName": "GenerateDataKey"}, {"eventName": "Decrypt"}] : []`),
+    },
   },
 });
 
@@ -131,24 +135,17 @@ export const trailKeyUsage: StageDef = {
   ],
   run: [
     // Stage 3 may have uploaded (and stage 4 downloaded) before stage 2's trail started logging —
-    // they do not depend on each other. What the log files cannot hold yet is done again now that
-    // the trail logs: the same upload (same body, same key) and a signed download.
-    readLogFiles("logFilesBefore"),
+    // they do not depend on each other. The same upload (same body, same key) and a signed download
+    // are made again now that the trail logs, so that its log files can hold them.
     describeKeyByAlias,
-    call("uploadAgain", "upload the object again while the trail logs", "s3", "PutObject", UPLOAD, {
-      when: `$not("GenerateDataKey" in $logRecords.eventName)`,
-    }),
+    call("uploadAgain", "upload the object again while the trail logs", "s3", "PutObject", UPLOAD),
     call(
       "downloadAgain",
       "download the object again while the trail logs",
       "s3",
       "GetObject",
       { Bucket: x("$params.dataBucket"), Key: x("$params.objectKey") },
-      {
-        when: `$not("Decrypt" in $logRecords.eventName)`,
-        sensitive: true,
-        assign: { downloadedAgain: x('$type($states.result.Body) = "string"') },
-      },
+      { sensitive: true, assign: { downloadedAgain: x('$type($states.result.Body) = "string"') } },
     ),
     poll(
       "events",

@@ -10,7 +10,7 @@ import {
   unlinkSync,
 } from "node:fs";
 import { join } from "node:path";
-import type { EventSummary, TrailEvent } from "./records.js";
+import type { EventSummary, PendingRecord, TrailEvent } from "./records.js";
 
 /**
  * The account's event history: every recorded event, in order, with the few fields LookupEvents
@@ -32,8 +32,8 @@ export interface StoredEvent extends EventSummary {
   eventId: string;
   /** The record as JSON, once built (in-memory accounts; and lines of the first file format). */
   json?: string;
-  /** Builds the record (dropped once built). */
-  build?: () => TrailEvent;
+  /** What the record is built from (dropped once built). */
+  pending?: PendingRecord | undefined;
   /** Where the record is on disk: file number, byte offset and length. */
   at?: [number, number, number];
 }
@@ -64,7 +64,12 @@ export class EventStore {
   /** The file being appended to: its number, events, UTC day (epoch days) and size. */
   private segment = { n: 0, count: 0, day: -1, bytes: 0 };
 
-  constructor(dataDir: string | undefined, now: number) {
+  constructor(
+    dataDir: string | undefined,
+    now: number,
+    /** Makes an event's full record from what was kept of its call. */
+    private readonly toRecord: (e: StoredEvent, pending: PendingRecord) => TrailEvent,
+  ) {
     if (!dataDir) return;
     const dir = join(dataDir, "cloudtrail");
     this.dir = dir;
@@ -131,22 +136,22 @@ export class EventStore {
     return this.seq + 1;
   }
 
-  /** Records one event from its summary; `build` makes the full record when it is first read. */
-  record(summary: EventSummary, eventId: string, build: () => TrailEvent): StoredEvent {
+  /** Records one event from its summary; its full record is made from `pending` when first read. */
+  record(summary: EventSummary, eventId: string, pending: PendingRecord): StoredEvent {
     // The summary is this call's own: it becomes the stored event rather than being copied.
     const stored = summary as StoredEvent;
     stored.seq = this.seq + 1;
     stored.eventId = eventId;
     if (this.dir) {
       const head = JSON.stringify(stored);
-      const json = JSON.stringify(build());
+      const json = JSON.stringify(this.toRecord(stored, pending));
       const segment = this.segmentFor(stored.time);
       appendFileSync(this.path(segment.n), `${head}\t${json}\n`, { mode: 0o600 });
       const offset = segment.bytes + Buffer.byteLength(head) + 1;
       const length = Buffer.byteLength(json);
       segment.bytes = offset + length + 1;
       stored.at = [segment.n, offset, length];
-    } else stored.build = build;
+    } else stored.pending = pending;
     this.add(stored);
     return stored;
   }
@@ -154,9 +159,9 @@ export class EventStore {
   /** The event's record as JSON (read back from its file for a persistent account). */
   json(e: StoredEvent): string {
     if (e.json !== undefined) return e.json;
-    if (e.build) {
-      e.json = JSON.stringify(e.build());
-      delete e.build;
+    if (e.pending) {
+      e.json = JSON.stringify(this.toRecord(e, e.pending));
+      e.pending = undefined;
       return e.json;
     }
     const [n, offset, length] = e.at!;

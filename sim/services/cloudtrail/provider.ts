@@ -1,7 +1,8 @@
-import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import type { Account } from "../../account.js";
 import { ServiceError } from "../../core/errors.js";
+import { uuid } from "../../core/random.js";
 import {
   type CallContext,
   globalContextKeys,
@@ -138,7 +139,9 @@ export class CloudTrailService implements ServiceProvider {
     state?: CloudTrailState,
   ) {
     this.state = state ?? { trails: {} };
-    this.events = new EventStore(account.dataDir, account.now().getTime());
+    this.events = new EventStore(account.dataDir, account.now().getTime(), (e, pending) =>
+      toTrailEvent(pending, account, e.eventId, e),
+    );
     for (const t of Object.values(this.state.trails))
       t.deliveredSeq = Math.min(t.deliveredSeq, this.events.nextSeq - 1);
     account.observe((record) => {
@@ -148,9 +151,8 @@ export class CloudTrailService implements ServiceProvider {
       // the time of the call. With no trail asking, there is nothing to keep.
       if (record.service === "s3" && S3_DATA.has(record.operation) && !this.wantsDataEvents()) return;
       const summary = summarize(record, account);
-      const eventId = randomUUID();
-      const kept = slim(record);
-      this.events.record(summary, eventId, () => toTrailEvent(kept, account, eventId, summary));
+      const eventId = uuid();
+      this.events.record(summary, eventId, slim(record));
     });
     account.onTick((now) => this.deliver(now));
   }

@@ -169,7 +169,7 @@ function s3Parameters(input: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-function requestParameters(r: CallRecord): Record<string, unknown> | null {
+function requestParameters(r: PendingRecord): Record<string, unknown> | null {
   if (r.service === "s3") return s3Parameters(r.input);
   const out = logged(r.input) as Record<string, unknown>;
   if (
@@ -180,7 +180,7 @@ function requestParameters(r: CallRecord): Record<string, unknown> | null {
   return Object.keys(out).length > 0 ? out : null;
 }
 
-function responseElements(r: CallRecord): Record<string, unknown> | null {
+function responseElements(r: PendingRecord): Record<string, unknown> | null {
   if (r.error || r.output === undefined || r.output === null) return null;
   if (r.readOnly) return null;
   if (r.service === "kms" && KMS_CRYPTO.has(r.operation)) return null;
@@ -261,49 +261,78 @@ export function summarize(r: CallRecord, account: Account): EventSummary {
 
 /**
  * What the full record will need of a call, and nothing more: the event history keeps this until
- * the record is built, so blobs, plaintext and outputs no record shows are let go at once.
+ * the record is built, so the call's context, blobs, plaintext, error stacks and outputs no record
+ * shows are let go at once. Every event keeps one, so it is flat: the principal is shared with the
+ * caller's other requests, the time a number.
  */
-export function slim(r: CallRecord): CallRecord {
+export interface PendingRecord {
+  service: string;
+  eventSource: string;
+  operation: string;
+  readOnly: boolean;
+  input: Record<string, unknown>;
+  output?: unknown;
+  error?: { code: string; message: string };
+  principal: Principal;
+  time: number;
+  requestId: string;
+  sourceIp: string;
+  userAgent: string;
+  viaService?: string;
+}
+
+export function slim(r: CallRecord): PendingRecord {
   let input = r.input;
-  for (const k of Object.keys(input))
+  for (const k in input)
     if (SECRET_MEMBERS.has(k)) {
       input = { ...input };
       for (const m of SECRET_MEMBERS) delete input[m];
       break;
     }
-  let output: unknown;
+  const c = r.ctx;
+  const out: PendingRecord = {
+    service: r.service,
+    eventSource: r.eventSource,
+    operation: r.operation,
+    readOnly: r.readOnly,
+    input,
+    principal: c.principal,
+    time: c.now.getTime(),
+    requestId: c.requestId,
+    sourceIp: c.sourceIp,
+    userAgent: c.userAgent,
+  };
+  if (c.viaService !== undefined) out.viaService = c.viaService;
+  if (r.error) out.error = { code: r.error.code, message: r.error.message };
   if (r.service === "kms" && KMS_CRYPTO.has(r.operation)) {
     const id = (r.output as { KeyMaterialId?: string } | undefined)?.KeyMaterialId;
-    output = id === undefined ? undefined : { KeyMaterialId: id };
-  } else if (!r.readOnly && r.service !== "s3") output = r.output;
-  const out: CallRecord = { ...r, input };
-  if (output === undefined) delete out.output;
-  else out.output = output;
+    if (id !== undefined) out.output = { KeyMaterialId: id };
+  } else if (!r.readOnly && r.service !== "s3" && r.output !== undefined) out.output = r.output;
   return out;
 }
 
 /** The full record, built when it is looked up or delivered (most calls are never looked at). */
 export function toTrailEvent(
-  r: CallRecord,
+  r: PendingRecord,
   account: Account,
   eventId: string,
   summary: EventSummary,
 ): TrailEvent {
-  const via = r.ctx.viaService;
+  const via = r.viaService;
   const data = summary.category === "Data";
   const region = summary.region;
   const event: TrailEvent = {
     eventVersion: "1.11",
-    userIdentity: userIdentity(r.ctx.principal, via),
-    eventTime: trailTime(r.ctx.now),
+    userIdentity: userIdentity(r.principal, via),
+    eventTime: trailTime(new Date(r.time)),
     eventSource: r.eventSource,
     eventName: r.operation,
     awsRegion: region,
-    sourceIPAddress: via ? serviceDnsName(via) : r.ctx.sourceIp,
-    userAgent: via ? serviceDnsName(via) : r.ctx.userAgent,
+    sourceIPAddress: via ? serviceDnsName(via) : r.sourceIp,
+    userAgent: via ? serviceDnsName(via) : r.userAgent,
     requestParameters: requestParameters(r),
     responseElements: responseElements(r),
-    requestID: r.ctx.requestId,
+    requestID: r.requestId,
     eventID: eventId,
     readOnly: r.readOnly,
     eventType: "AwsApiCall",

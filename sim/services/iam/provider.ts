@@ -113,6 +113,7 @@ export class IamService implements ServiceProvider {
   } as const;
 
   readonly state: IamState;
+  private readonly principals = new Map<string, { user: UserRecord; principal: Principal }>();
 
   constructor(
     private readonly account: Account,
@@ -159,7 +160,7 @@ export class IamService implements ServiceProvider {
         return {
           secretAccessKey: key.secretAccessKey,
           active: key.status === "Active",
-          principal: { ...this.userPrincipal(user), accessKeyId: id },
+          principal: this.keyPrincipal(user, id),
         };
     }
     return undefined;
@@ -921,6 +922,18 @@ export class IamService implements ServiceProvider {
     if (entity.propagated) return true;
     const age = this.account.now().getTime() - Date.parse(entity.createDate);
     return age >= this.account.options.propagationDelayMs;
+  }
+
+  /**
+   * The principal a user's access key signs as: one frozen object per key, shared by its requests
+   * (CloudTrail keeps the principal of every event it records).
+   */
+  private keyPrincipal(user: UserRecord, accessKeyId: string): Principal {
+    const hit = this.principals.get(accessKeyId);
+    if (hit?.user === user) return hit.principal;
+    const principal = Object.freeze({ ...this.userPrincipal(user), accessKeyId });
+    this.principals.set(accessKeyId, { user, principal });
+    return principal;
   }
 
   private userPrincipal(user: UserRecord): Principal {

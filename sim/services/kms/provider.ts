@@ -1074,7 +1074,7 @@ export class KmsService implements ServiceProvider {
   private authorizeKey(ctx: CallContext, key: KeyRecord, action: string, opts: AuthzOptions = {}): void {
     const principal = ctx.principal;
     const result = authorize({
-      req: { principal, action, resource: key.arn, context: this.requestContext(ctx, key, opts) },
+      req: { principal, action, resource: key.arn, context: () => this.requestContext(ctx, key, opts) },
       identityPolicies: this.account.iam.identityPolicies(principal),
       resourcePolicy: this.effectivePolicy(key).policy,
       resourceAccountId: this.account.accountId,

@@ -87,7 +87,7 @@ export function decideS3(
   action: string,
   resource: string,
   bucket: BucketRecord | undefined,
-  context: ContextKeys,
+  context: ContextKeys | (() => ContextKeys),
 ): AuthzResult {
   let policy = bucket ? bucketPolicy(bucket) : undefined;
   const owner = svc.account.accountId;
@@ -100,7 +100,16 @@ export function decideS3(
   )
     policy = denyStatementsOf(policy);
   return authorize({
-    req: { principal, action, resource, context: { "aws:ResourceAccount": owner, ...context } },
+    req: {
+      principal,
+      action,
+      resource,
+      // Made only if a condition asks: most decisions are made by action, principal and resource.
+      context: () => ({
+        "aws:ResourceAccount": owner,
+        ...(typeof context === "function" ? context() : context),
+      }),
+    },
     identityPolicies: principal.type === "Anonymous" ? [] : svc.account.iam.identityPolicies(principal),
     ...(policy ? { resourcePolicy: policy } : {}),
     resourceAccountId: owner,
@@ -189,7 +198,7 @@ export function authorizeS3(
 ): void {
   checkBucketRegion(ctx, bucket, action);
   const resource = key === undefined ? bucketArn(bucket.name) : objectArn(bucket.name, key);
-  const context = { ...s3ContextKeys(ctx), ...extra };
+  const context = () => ({ ...s3ContextKeys(ctx), ...extra });
   const result = decideS3(svc, ctx.principal, action, resource, bucket, context);
   if (!result.allowed) throw s3AccessDenied(svc, ctx, action, resource, result);
 }
@@ -205,10 +214,10 @@ export function authorizeS3Identity(
   resource: string,
   extra: ContextKeys = {},
 ): void {
-  const result = decideS3(svc, ctx.principal, action, resource, undefined, {
+  const result = decideS3(svc, ctx.principal, action, resource, undefined, () => ({
     ...s3ContextKeys(ctx),
     ...extra,
-  });
+  }));
   if (!result.allowed) throw s3AccessDenied(svc, ctx, action, resource, result);
 }
 

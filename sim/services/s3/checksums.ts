@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import * as zlib from "node:zlib";
 import { ServiceError } from "../../core/errors.js";
 
 /**
@@ -38,6 +39,8 @@ function crc32Table(poly: number): Uint32Array {
 }
 
 const CRC32_TABLE = crc32Table(0xedb88320);
+/** zlib's CRC-32 (Node 20.15 and later): the SDK checksums every upload with it by default. */
+const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
 const CRC32C_TABLE = crc32Table(0x82f63b78);
 
 function crc32With(table: Uint32Array, data: Uint8Array): number {
@@ -93,7 +96,7 @@ function u32(n: number): Buffer {
 export function digest(algorithm: ChecksumAlgorithm, data: Uint8Array): Buffer {
   switch (algorithm) {
     case "CRC32":
-      return u32(crc32With(CRC32_TABLE, data));
+      return u32(nativeCrc32 ? nativeCrc32(data) : crc32With(CRC32_TABLE, data));
     case "CRC32C":
       return u32(crc32With(CRC32C_TABLE, data));
     case "CRC64NVME":

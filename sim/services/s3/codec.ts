@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
 import { ServiceError } from "../../core/errors.js";
+import { pooledRandom } from "../../core/random.js";
 import type { ServiceProvider } from "../../core/service.js";
 import type { SimRequest, SimResponse } from "../../core/types.js";
 import { escapeXml, flatElement, parseXml, XML_DECLARATION, type XmlNode } from "../../core/xml.js";
@@ -264,12 +264,13 @@ function notImplemented(operation: string): ServiceError {
 // Rendering
 
 /** `x-amz-id-2`: AWS's extended request id, an opaque base64 token; derived from the request id. */
-export function hostId(requestId: string): string {
-  return createHash("sha384").update(`kmslab:${requestId}`).digest("base64");
+/** S3's `x-amz-id-2` (an opaque base64 token, 48 bytes as AWS's are): random, from the pool. */
+export function hostId(): string {
+  return pooledRandom(48).toString("base64");
 }
 
-function baseHeaders(requestId: string): Record<string, string> {
-  return { "x-amz-request-id": requestId, "x-amz-id-2": hostId(requestId), server: "AmazonS3" };
+function baseHeaders(requestId: string, id2 = hostId()): Record<string, string> {
+  return { "x-amz-request-id": requestId, "x-amz-id-2": id2, server: "AmazonS3" };
 }
 
 /** An S3 XML document: the declaration, then the root with S3's namespace. */
@@ -300,14 +301,15 @@ export const s3Codec: Codec = {
 
   encodeError(_provider, error, requestId): SimResponse {
     let extras = "";
+    const id2 = hostId();
     for (const [k, v] of Object.entries(error.extra)) extras += `<${k}>${escapeXml(v)}</${k}>`;
     const text =
       `${XML_DECLARATION}<Error><Code>${escapeXml(error.code)}</Code><Message>${escapeXml(error.message)}</Message>` +
-      `${extras}<RequestId>${requestId}</RequestId><HostId>${hostId(requestId)}</HostId></Error>`;
+      `${extras}<RequestId>${requestId}</RequestId><HostId>${id2}</HostId></Error>`;
     return {
       status: error.status,
       headers: {
-        ...baseHeaders(requestId),
+        ...baseHeaders(requestId, id2),
         "content-type": "application/xml",
         ...(error instanceof S3Error ? error.headers : {}),
       },
