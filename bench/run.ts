@@ -9,6 +9,7 @@ const benches = [
   "./lab.ts",
   "./asl.ts",
   "./teardown.ts",
+  "./grade.ts",
 ];
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 let failed = false;

@@ -4,6 +4,7 @@ import { DataDirInvalidError, DataDirLockedError } from "../sim/store.js";
 import { StateError, StateLockedError } from "../state/index.js";
 import { CliError, EXIT } from "./exit-codes.js";
 import { registerExport } from "./export.js";
+import { registerGrade, registerReport } from "./grade.js";
 import { type GlobalOptions, registerRun } from "./run.js";
 import { registerSim } from "./sim.js";
 import { TargetError } from "./target.js";
@@ -42,6 +43,8 @@ export function buildProgram(): Command {
   registerSim(program, globals);
   registerExport(program, globals);
   registerTeardown(program, globals);
+  registerGrade(program, globals);
+  registerReport(program, globals);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

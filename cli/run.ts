@@ -22,7 +22,7 @@ export interface GlobalOptions extends TargetOptions {
 }
 
 /** Flags that set lab parameters, as AWS CLI users would spell them. */
-const PARAM_FLAGS: [flag: string, key: keyof LabParamsInput, help: string, kind?: "int"][] = [
+export const PARAM_FLAGS: [flag: string, key: keyof LabParamsInput, help: string, kind?: "int"][] = [
   ["--key-alias <alias>", "keyAlias", "the key's alias (default alias/myFirstKey)"],
   ["--key-user-role <name>", "keyUserRole", "the key user's IAM role (default kmslab-key-user)"],
   ["--trail-name <name>", "trailName", "the trail (default kmslab-trail)"],
@@ -133,7 +133,7 @@ function intFlag(flag: string, value: string): number {
 }
 
 /** The parameters from the config file, then the flags. */
-function paramsFrom(opts: Record<string, string | undefined>, kind: string): LabParamsInput {
+export function paramsFrom(opts: Record<string, string | undefined>, kind: string): LabParamsInput {
   let config: Record<string, unknown> = {};
   if (opts.config) {
     let text: string;

@@ -302,14 +302,27 @@ export class StageRunner {
       : 0;
     const notYet = (err: AwsError) =>
       step.retry?.errors.includes(err.code) === true && this.now() - started < budgetMs;
-    return this.retrying(
-      step.id,
-      async () => {
-        const credentials = step.as === "keyUser" ? await this.keyUserCredentials() : undefined;
-        return this.clients.call(step.service, step.action, args, credentials ? { credentials } : {});
-      },
-      notYet,
-    );
+    const page = (input: Record<string, unknown>) =>
+      this.retrying(
+        step.id,
+        async () => {
+          const credentials = step.as === "keyUser" ? await this.keyUserCredentials() : undefined;
+          return this.clients.call(step.service, step.action, input, credentials ? { credentials } : {});
+        },
+        notYet,
+      );
+    const first = await page(args);
+    if (!step.pages) return first;
+    // Later pages are joined into the first: a shared account's history is longer than one page.
+    const items = step.pages.items;
+    const joined = [...((first[items] as unknown[] | undefined) ?? [])];
+    let token = first.NextToken as string | undefined;
+    for (let n = 1; token && n < step.pages.max; n++) {
+      const next = await page({ ...args, NextToken: token });
+      joined.push(...((next[items] as unknown[] | undefined) ?? []));
+      token = next.NextToken as string | undefined;
+    }
+    return { ...first, [items]: joined, NextToken: token };
   }
 
   /** Runs `fn`, retrying throttling and 5xx (and what `notYet` accepts) with backoff and full jitter. */
@@ -418,23 +431,35 @@ export class StageRunner {
     const keys: { key: string; modified: string }[] = [];
     let token: string | undefined;
     do {
-      const page = await this.aws("s3", "ListObjectsV2", {
+      const page: Record<string, unknown> = await this.aws("s3", "ListObjectsV2", {
         Bucket: args.Bucket,
         Prefix: args.Prefix,
         ...(token ? { ContinuationToken: token } : {}),
+      }).catch((err: unknown) => {
+        // No bucket, no log file: the checks say what is missing.
+        if (err instanceof AwsError && err.code === "NoSuchBucket") return { Contents: [] };
+        throw err;
       });
       for (const o of (page.Contents as { Key?: string; LastModified?: string }[] | undefined) ?? [])
         if (o.Key?.endsWith(".json.gz")) keys.push({ key: o.Key, modified: o.LastModified ?? "" });
       token = page.NextContinuationToken as string | undefined;
     } while (token);
     keys.sort((a, b) => b.modified.localeCompare(a.modified) || b.key.localeCompare(a.key));
+    if (typeof args.After === "number") {
+      // The events' time is known: only files delivered since can hold them, the earliest first
+      // (a minute's slack for S3's second-grained times).
+      const after = args.After - 60_000;
+      const since = keys.filter((k) => Date.parse(k.modified) >= after).reverse();
+      keys.splice(0, keys.length, ...since);
+    }
     const want = new Set((args.Want as string[] | undefined) ?? []);
     const records: {
       eventName?: string;
       requestParameters?: { encryptionContext?: Record<string, string> };
     }[] = [];
-    const batch = 8;
-    for (let i = 0; i < Math.min(keys.length, MAX_LOG_FILES); i += batch) {
+    // From the events' time the first file is likely the one: one first, then more at a time.
+    let batch = typeof args.After === "number" ? 1 : 8;
+    for (let i = 0; i < Math.min(keys.length, MAX_LOG_FILES); i += batch, batch = Math.min(8, batch * 2)) {
       const bodies = await Promise.all(
         keys
           .slice(i, i + batch)

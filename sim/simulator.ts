@@ -22,6 +22,8 @@ export interface SimulatorStats {
   requests: number;
   /** Calls to operations that change state, whether or not they succeeded. */
   mutatingCalls: number;
+  /** Mutating calls that may change a resource of the account (all but AssumeRole's sessions). */
+  writeCalls: number;
 }
 
 export interface ClientConfigOptions {
@@ -63,7 +65,7 @@ const SCOPE = /Credential=[^/,\s]+\/\d{8}\/([^/,\s]+)\/([^/,\s]+)\//;
  */
 export class Simulator {
   readonly faults: FaultInjector;
-  readonly stats: SimulatorStats = { requests: 0, mutatingCalls: 0 };
+  readonly stats: SimulatorStats = { requests: 0, mutatingCalls: 0, writeCalls: 0 };
   private readonly byTarget = new Map<string, ServiceProvider>();
   private readonly byService = new Map<string, ServiceProvider>();
 
@@ -222,8 +224,10 @@ export class Simulator {
       ...(provider.service === "iam" ? { expectedRegion: "us-east-1" } : {}),
     });
     const { operation, input } = codec.decode(req, provider);
-    const readOnly = provider.operations[operation]!.readOnly;
+    const info = provider.operations[operation]!;
+    const readOnly = info.readOnly;
     if (!readOnly) this.stats.mutatingCalls++;
+    if (!readOnly && !info.sessionOnly) this.stats.writeCalls++;
 
     const ctx: CallContext = {
       accountId: this.account.accountId,

@@ -71,6 +71,11 @@ export interface CallStep {
    * principal yet (IAM propagation). Retried with backoff within the budget (ASL: a Retry).
    */
   retry?: { errors: string[]; budgetSeconds: string };
+  /**
+   * A read whose answer comes in pages (LookupEvents): the local engine follows `NextToken` up to
+   * `max` pages and hands over one result with the `items` lists joined. ASL reads the first page.
+   */
+  pages?: { items: string; max: number };
 }
 
 export interface Effect {

@@ -14,6 +14,11 @@ export type Protocol = "awsJson1_0" | "awsJson1_1" | "awsQuery" | "restXml";
 export interface OperationInfo {
   /** False for operations that change the account (counted as mutating, and persisted after). */
   readOnly: boolean;
+  /**
+   * Stores only a session it issues (STS AssumeRole): mutating for persistence, but it changes no
+   * resource of the account, and CloudTrail logs it as read-only. Not counted as a write.
+   */
+  sessionOnly?: true;
 }
 
 export interface ServiceProvider {

@@ -340,12 +340,32 @@ export const createKey: StageDef = {
             assign: { key: x("$states.result.KeyMetadata") },
           },
         ),
+        call(
+          "aliases",
+          "list the account's aliases (a near miss is named to the learner)",
+          "kms",
+          "ListAliases",
+          { Limit: 100 },
+          {
+            when: `$type($key) != "object"`,
+            assign: {
+              nearMisses: x(
+                `[$states.result.Aliases[$substring(AliasName, 0, 10) != "alias/aws/" and ($lowercase(AliasName) = $lowercase($params.keyAlias) or $contains($lowercase(AliasName), $lowercase($substringAfter($params.keyAlias, "alias/"))) or $contains($lowercase($params.keyAlias), $lowercase($substringAfter(AliasName, "alias/"))))].AliasName]`,
+              ),
+            },
+          },
+        ),
       ],
       `$key.Enabled = true and $key.KeyManager = "CUSTOMER" and $key.KeySpec = "SYMMETRIC_DEFAULT" and $key.KeyUsage = "ENCRYPT_DECRYPT" ? 8 : 0`,
       {
-        evidence: { keyArn: "$key.Arn", keyState: "$key.KeyState", keySpec: "$key.KeySpec" },
+        evidence: {
+          keyArn: "$key.Arn",
+          keyState: "$key.KeyState",
+          keySpec: "$key.KeySpec",
+          otherAliases: `$type($nearMisses) = "array" and $count($nearMisses) > 0 ? $nearMisses : undefined`,
+        },
         learner: `$type($key) != "object"
-          ? "No key answers to " & $params.keyAlias & ": create a symmetric customer managed key and give it that alias."
+          ? "No key answers to " & $params.keyAlias & ($type($nearMisses) = "array" and $count($nearMisses) > 0 ? " (the account has " & $join($nearMisses, ", ") & ": a wrong alias? aliases are case-sensitive)" : "") & ": create a symmetric customer managed key and give it that alias."
           : "The key behind " & $params.keyAlias & " must be an enabled, customer managed, symmetric ENCRYPT_DECRYPT key; it is " & $key.KeyState & ", " & $key.KeyManager & ", " & $key.KeySpec & "."`,
         author: `"DescribeKey(" & $params.keyAlias & ") → " & ($type($key) = "object" ? $key.KeyState & "/" & $key.KeyManager & "/" & $key.KeySpec : "not found")`,
       },

@@ -2,6 +2,7 @@ import { call, check, must, POLICY_NAMES_ROLE, POLICY_WITHOUT_ROLE, poll, ROLE_A
 import type { CallStep, StageDef } from "../dsl.js";
 import { objectExists } from "./buckets.js";
 import { describeKeyByAlias } from "./sse-kms-upload.js";
+import { keyEvents } from "./trail-key-usage.js";
 
 /**
  * Stage 6 (lab.md): the key policy alone decides the key user's access. As the key-user role the
@@ -287,11 +288,28 @@ export const keyUserAccess: StageDef = {
       "sequence",
       "CloudTrail shows the key user removed, denied, then restored",
       10,
-      [describeKeyByAlias, ...lookupSequence],
+      [
+        describeKeyByAlias,
+        keyEvents({
+          puts: `[$events[eventName = "PutKeyPolicy" and $not($exists(errorCode))]]`,
+          denials: `[$events[eventName = "Decrypt" and $exists(errorCode) and userIdentity.sessionContext.sessionIssuer.arn = ${ROLE_ARN}]]`,
+        }),
+      ],
       SEQUENCE,
       {
         evidence: { putKeyPolicyEvents: "$puts.eventID", deniedEvents: "$denials.eventID" },
-        learner: `"CloudTrail should show a PutKeyPolicy without " & $params.keyUserRole & ", then a denied Decrypt by it, then a PutKeyPolicy with it again; events can take several minutes to appear."`,
+        learner: `(
+          $namesRole := function($text) { ($policy := $parse($text); ${POLICY_NAMES_ROLE}) };
+          $without := $type($puts) = "array" and $count($puts) > 0 ? $puts[$not($namesRole(requestParameters.policy))] : [];
+          $removed := $count($without) > 0;
+          $removedAt := $removed ? $min($without.$toMillis(eventTime)) : 0;
+          $denied := $type($denials) = "array" and $count($denials[$toMillis(eventTime) >= $removedAt]) > 0;
+          $not($removed)
+            ? "The key user was never removed from the key policy: CloudTrail shows no PutKeyPolicy without " & $params.keyUserRole & " (take it out of the key-users statement, then try to read the object as the role)."
+            : $not($denied)
+              ? "CloudTrail shows the key user removed but no denied Decrypt by " & $params.keyUserRole & " after that: read the object as the role while it is out of the key policy."
+              : "The key user was left removed: CloudTrail shows no PutKeyPolicy that puts " & $params.keyUserRole & " back after its denial."
+        )`,
         author: `"PutKeyPolicy events: " & $string($count($puts)) & ", denied calls by the role: " & $string($count($denials))`,
       },
     ),

@@ -108,6 +108,7 @@ export const publicAccessDenied: StageDef = {
       {
         evidence: { status: "$anonStatus", code: "$anonCode" },
         learner: `$anonStatus = 200 ? "Anyone can download " & $params.objectKey & " without credentials: remove the public grant and turn Block Public Access on."
+          : $anonCode = "InvalidArgument" ? "The bucket lets anonymous requests through to " & $params.objectKey & ": only SSE-KMS's need for a signed request stopped this one (400 InvalidArgument, not 403 AccessDenied). Remove the public grant and turn Block Public Access on."
           : "An unsigned GET should get 403 AccessDenied; it got " & $string($anonStatus) & " " & $string($anonCode) & "."`,
         author: `"unsigned GET → " & $string($anonStatus) & " " & $string($anonCode)`,
       },

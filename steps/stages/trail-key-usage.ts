@@ -32,7 +32,39 @@ const lookup = (eventName: "GenerateDataKey" | "Decrypt", variable: string): Cal
     },
   );
 
-const readLogFiles = (id: string): ProbeStep => ({
+/**
+ * The verification's read of CloudTrail: every event on the lab's key (LookupEvents by the key's
+ * ARN, all pages), so that learners sharing an account are each graded on their own key's history,
+ * which the grader's own reads lengthen. `assign` picks from `$events` (the parsed records).
+ */
+export const keyEvents = (assign: Record<string, string>): CallStep =>
+  call(
+    "keyEvents",
+    "look up the key's events",
+    "cloudtrail",
+    "LookupEvents",
+    {
+      LookupAttributes: [{ AttributeKey: "ResourceName", AttributeValue: x("$key.Arn") }],
+      MaxResults: 50,
+    },
+    {
+      when: `$type($key) = "object"`,
+      ephemeral: true,
+      pages: { items: "Events", max: 40 },
+      assign: Object.fromEntries(
+        Object.entries(assign).map(([k, v]) => [
+          k,
+          x(`($events := [$states.result.Events.$parse(CloudTrailEvent)]; ${v})`),
+        ]),
+      ),
+    },
+  );
+
+/**
+ * `after` (JSONata, epoch milliseconds): the files to read start from when the events were made, oldest
+ * first — a log bucket shared by a busy account holds many newer files that cannot hold them.
+ */
+const readLogFiles = (id: string, after?: string): ProbeStep => ({
   kind: "probe",
   id,
   title: "read the log files CloudTrail delivered",
@@ -42,6 +74,7 @@ const readLogFiles = (id: string): ProbeStep => ({
     Prefix: x(`"AWSLogs/" & $params.account & "/CloudTrail/" & $params.region & "/"`),
     Want: ["GenerateDataKey", "Decrypt"],
     ContextArn: x(OBJECT_ARN),
+    ...(after ? { After: x(after) } : {}),
   },
   assign: {
     logFiles: x("$states.result.files"),
@@ -137,7 +170,13 @@ export const trailKeyUsage: StageDef = {
       "lookup-events",
       "LookupEvents shows GenerateDataKey and Decrypt on the key with the object's ARN as context",
       12,
-      [describeKeyByAlias, lookup("GenerateDataKey", "generated"), lookup("Decrypt", "decrypted")],
+      [
+        describeKeyByAlias,
+        keyEvents({
+          generated: forObject(`$events[eventName = "GenerateDataKey"]`),
+          decrypted: forObject(`$events[eventName = "Decrypt"]`),
+        }),
+      ],
       `${usedWithKey("$generated", 6)} + ${usedWithKey("$decrypted", 6)}`,
       {
         evidence: {
@@ -156,7 +195,13 @@ export const trailKeyUsage: StageDef = {
       "log-file",
       "a delivered log file holds both events",
       8,
-      [readLogFiles("logFiles")],
+      [
+        describeKeyByAlias,
+        keyEvents({
+          usedAt: `$min(${forObject(`$events[eventName in ["GenerateDataKey", "Decrypt"]]`)}.$toMillis(eventTime))`,
+        }),
+        readLogFiles("logFiles", "$usedAt"),
+      ],
       `${inLog("GenerateDataKey", 4)} + ${inLog("Decrypt", 4)}`,
       {
         evidence: { logFiles: "$logFiles", events: "$logRecords.eventID" },

@@ -43,8 +43,8 @@ export class StsService implements ServiceProvider {
   readonly xmlNamespace = "https://sts.amazonaws.com/doc/2011-06-15/";
   readonly operations = {
     GetCallerIdentity: { readOnly: true },
-    // Not read-only: it stores the session it issues.
-    AssumeRole: { readOnly: false },
+    // Not read-only: it stores the session it issues (but no resource: not a write).
+    AssumeRole: { readOnly: false, sessionOnly: true },
   } as const;
 
   readonly state: StsState;
