@@ -170,9 +170,20 @@ const OBJECT_ROUTES: Record<string, Table> = {
   },
 };
 
+/** Hosts seen and the bucket each names: a client sends the same few Host headers again and again. */
+const hostBuckets = new Map<string, string | undefined>();
+
 /** The bucket a Host header names (virtual-hosted style), or undefined for path style. */
 export function hostBucket(host: string | undefined): string | undefined {
   if (!host) return undefined;
+  if (hostBuckets.has(host)) return hostBuckets.get(host);
+  if (hostBuckets.size >= 1024) hostBuckets.clear();
+  const bucket = bucketOfHost(host);
+  hostBuckets.set(host, bucket);
+  return bucket;
+}
+
+function bucketOfHost(host: string): string | undefined {
   const name = host.replace(/:\d+$/, "").toLowerCase();
   const aws = /^(.+)\.s3(?:[.-]dualstack)?(?:[.-][a-z0-9-]+)?\.amazonaws\.com(?:\.cn)?$/.exec(name);
   if (aws) return aws[1];
