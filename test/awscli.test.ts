@@ -18,7 +18,8 @@ interface AwsResult {
   stderr: string;
 }
 
-describe("the AWS CLI against kmslab sim serve", () => {
+// Each `aws` command is a Python start-up: allow for a loaded machine.
+describe("the AWS CLI against kmslab sim serve", { timeout: 120_000 }, () => {
   const work = tempDir("kmslab-awscli-");
   const data = join(work, "sim");
   let server: ServeHandle;
