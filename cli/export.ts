@@ -1,13 +1,13 @@
-import { readFileSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import type { Command } from "commander";
 import { aslValidatorProblems, structuralProblems } from "../asl/check.js";
 import { type Export, exportLab, exportTeardown } from "../asl/export.js";
 import { executionRolePolicy, type PolicyNames } from "../asl/iam.js";
 import { labMermaid } from "../asl/mermaid.js";
 import { tempPathFor, writeAtomic } from "../lib/files.js";
-import { type LabParams, ParamsError, parseParams, resolveParams } from "../steps/params.js";
+import { type LabParams, parseParams, resolveParams } from "../steps/params.js";
 import { CliError, EXIT } from "./exit-codes.js";
-import type { GlobalOptions } from "./run.js";
+import { type GlobalOptions, readConfig } from "./run.js";
 
 /**
  * `kmslab export asl [--teardown]`: the lab (or its teardown) as an AWS Step Functions state
@@ -96,28 +96,7 @@ function countStates(b: {
 }
 
 function readParams(config: string | undefined, region?: string): LabParams {
-  let input: Record<string, unknown> = {};
-  if (config) {
-    let text: string;
-    try {
-      text = readFileSync(config, "utf8");
-    } catch (err) {
-      throw new CliError(`cannot read the config file ${config}: ${(err as Error).message}`);
-    }
-    try {
-      input = JSON.parse(text);
-    } catch (err) {
-      throw new CliError(`the config file ${config} is not valid JSON: ${(err as Error).message}`);
-    }
-    if (input === null || typeof input !== "object" || Array.isArray(input))
-      throw new CliError(`the config file ${config} must hold a JSON object of lab parameters`);
-  }
-  try {
-    return parseParams({ ...input, ...(region ? { region } : {}) });
-  } catch (err) {
-    if (err instanceof ParamsError) throw new CliError(err.message);
-    throw err;
-  }
+  return parseParams({ ...(config ? readConfig(config) : {}), ...(region ? { region } : {}) });
 }
 
 /** The parameters a definition bakes in as defaults (account-derived names stay computed). */
@@ -136,13 +115,7 @@ function defaultsFrom(p: LabParams) {
 
 /** Names for the policy: with the account, or `*` where the account goes (bucket names included). */
 function policyNames(params: LabParams, account: string | undefined): PolicyNames {
-  let r: ReturnType<typeof resolveParams>;
-  try {
-    r = resolveParams(params, account ?? "000000000000");
-  } catch (err) {
-    if (err instanceof ParamsError) throw new CliError(err.message);
-    throw err;
-  }
+  const r = resolveParams(params, account ?? "000000000000");
   if (account) return r;
   return {
     ...r,

@@ -11,20 +11,14 @@ import {
   saveGrade,
   writeFileAtomic,
 } from "../grade/store.js";
-import { AwsError, Clients } from "../machines/aws.js";
+import { Clients } from "../machines/aws.js";
 import { type ClassEntry, classMarkdown, writeClassReports } from "../report/class.js";
 import { FORMATS, type ReportFormat, render } from "../report/render.js";
 import { DEFAULT_STATE_PATH, FileStateStore, type StateFile } from "../state/index.js";
-import {
-  type LabParamsInput,
-  ParamsError,
-  parseParams,
-  type ResolvedParams,
-  resolveParams,
-} from "../steps/params.js";
+import { type LabParamsInput, parseParams, type ResolvedParams, resolveParams } from "../steps/params.js";
 import { CliError, EXIT } from "./exit-codes.js";
 import { type GlobalOptions, PARAM_FLAGS, paramsFrom } from "./run.js";
-import { openTarget, type Target, type TargetOptions } from "./target.js";
+import { callerAccount, openTarget, type Target, type TargetOptions } from "./target.js";
 
 /**
  * `kmslab grade`: grades the lab as the account stands — read-only, with or without the state file
@@ -113,7 +107,6 @@ function guard<T>(fn: () => T): T {
   } catch (err) {
     if (err instanceof GradeFileError) throw new CliError(err.message, EXIT.invalidData);
     if (err instanceof RosterError) throw new CliError(err.message, EXIT.usage);
-    if (err instanceof ParamsError) throw new CliError(err.message, EXIT.usage);
     if ((err as NodeJS.ErrnoException).code) throw new CliError((err as Error).message, EXIT.failure);
     throw err;
   }
@@ -152,26 +145,8 @@ function givenParams(opts: Record<string, unknown>): boolean {
   });
 }
 
-async function accountOf(clients: Clients, target: Target): Promise<string> {
-  try {
-    return (await clients.call("sts", "GetCallerIdentity", {})).Account as string;
-  } catch (err) {
-    if (err instanceof AwsError)
-      throw new CliError(
-        `cannot authenticate to ${target.description}: ${err.code}: ${err.message}. Check your credentials (AWS_PROFILE, --profile, aws configure).`,
-        EXIT.credentials,
-      );
-    throw new CliError(`cannot reach ${target.description}: ${(err as Error).message}`, EXIT.credentials);
-  }
-}
-
 function resolve(input: LabParamsInput, account: string): ResolvedParams {
-  try {
-    return resolveParams(parseParams(input), account);
-  } catch (err) {
-    if (err instanceof ParamsError) throw new CliError(err.message);
-    throw err;
-  }
+  return resolveParams(parseParams(input), account);
 }
 
 const targetOf = (t: Target, accountId: string): GradeResult["target"] => ({
@@ -193,7 +168,7 @@ async function gradeOne(
   try {
     const input = { ...paramsFrom(stringOpts, target.kind), region: target.region };
     guard(() => parseParams(input));
-    const account = await accountOf(clients, target);
+    const account = await callerAccount(clients, target);
     let params = resolve(input, account);
     const statePath = g.state ?? DEFAULT_STATE_PATH;
     const state = await new FileStateStore(statePath).read();
@@ -274,7 +249,7 @@ async function gradeClass(
       };
       t = openTarget(options, "kmslab grade --class").then(async (target) => {
         const clients = new Clients(target.base);
-        return { target, clients, account: await accountOf(clients, target) };
+        return { target, clients, account: await callerAccount(clients, target) };
       });
       t.catch(() => {});
       targets.set(key, t);

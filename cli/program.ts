@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { MachineVersionError, ParamsMismatchError } from "../machines/engine.js";
 import { DataDirInvalidError, DataDirLockedError } from "../sim/store.js";
 import { StateError, StateLockedError } from "../state/index.js";
+import { ParamsError } from "../steps/params.js";
 import { CliError, EXIT } from "./exit-codes.js";
 import { registerExport } from "./export.js";
 import { registerGrade, registerReport } from "./grade.js";
@@ -80,7 +81,7 @@ function report(err: unknown): number {
     process.stderr.write(`kmslab: ${err.message}\n`);
     return EXIT.invalidData;
   }
-  if (err instanceof TargetError) {
+  if (err instanceof TargetError || err instanceof ParamsError) {
     process.stderr.write(`kmslab: ${err.message}\n`);
     return EXIT.usage;
   }

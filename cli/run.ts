@@ -1,14 +1,14 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { AwsError, Clients } from "../machines/aws.js";
+import { Clients } from "../machines/aws.js";
 import { type LabResult, runLab } from "../machines/engine.js";
 import type { StageStatus } from "../machines/lab.js";
 import { DEFAULT_STATE_PATH, FileStateStore, type StageRecord } from "../state/index.js";
-import { type LabParamsInput, ParamsError, parseParams, resolveParams } from "../steps/params.js";
+import { type LabParamsInput, parseParams, resolveParams } from "../steps/params.js";
 import { STAGES } from "../steps/registry.js";
 import { CliError, EXIT } from "./exit-codes.js";
 import { progressFor, summary } from "./progress.js";
-import { openTarget, type TargetOptions } from "./target.js";
+import { callerAccount, openTarget, type TargetOptions } from "./target.js";
 
 /**
  * `kmslab run` (alias `resume`): run the lab, or continue the run the state file records;
@@ -132,24 +132,28 @@ function intFlag(flag: string, value: string): number {
   return Number(value);
 }
 
+/** A `--config` file: a JSON object of lab parameters (checked by the parameters' schema later). */
+export function readConfig(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new CliError(`cannot read the config file ${path}: ${(err as Error).message}`);
+  }
+  let config: unknown;
+  try {
+    config = JSON.parse(text);
+  } catch (err) {
+    throw new CliError(`the config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (config === null || typeof config !== "object" || Array.isArray(config))
+    throw new CliError(`the config file ${path} must hold a JSON object of lab parameters`);
+  return config as Record<string, unknown>;
+}
+
 /** The parameters from the config file, then the flags. */
 export function paramsFrom(opts: Record<string, string | undefined>, kind: string): LabParamsInput {
-  let config: Record<string, unknown> = {};
-  if (opts.config) {
-    let text: string;
-    try {
-      text = readFileSync(opts.config, "utf8");
-    } catch (err) {
-      throw new CliError(`cannot read the config file ${opts.config}: ${(err as Error).message}`);
-    }
-    try {
-      config = JSON.parse(text);
-    } catch (err) {
-      throw new CliError(`the config file ${opts.config} is not valid JSON: ${(err as Error).message}`);
-    }
-    if (config === null || typeof config !== "object" || Array.isArray(config))
-      throw new CliError(`the config file ${opts.config} must hold a JSON object of lab parameters`);
-  }
+  const config = opts.config ? readConfig(opts.config) : {};
   const fromFlags: Record<string, unknown> = {};
   for (const [flag, key, , type] of PARAM_FLAGS) {
     const name = flag
@@ -169,32 +173,11 @@ async function runCommand(g: GlobalOptions, opts: Record<string, string | undefi
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    let params: ReturnType<typeof parseParams>;
-    try {
-      params = parseParams({ ...paramsFrom(opts, target.kind), region: target.region });
-    } catch (err) {
-      if (err instanceof ParamsError) throw new CliError(err.message);
-      throw err;
-    }
+    // A ParamsError reaches main(), which says it and exits 2.
+    const params = parseParams({ ...paramsFrom(opts, target.kind), region: target.region });
     const clients = new Clients(target.base);
-    let account: string;
-    try {
-      account = (await clients.call("sts", "GetCallerIdentity", {})).Account as string;
-    } catch (err) {
-      if (err instanceof AwsError)
-        throw new CliError(
-          `cannot authenticate to ${target.description}: ${err.code}: ${err.message}. Check your credentials (AWS_PROFILE, --profile, aws configure).`,
-          EXIT.credentials,
-        );
-      throw new CliError(`cannot reach ${target.description}: ${(err as Error).message}`, EXIT.credentials);
-    }
-    let resolved: ReturnType<typeof resolveParams>;
-    try {
-      resolved = resolveParams(params, account);
-    } catch (err) {
-      if (err instanceof ParamsError) throw new CliError(err.message);
-      throw err;
-    }
+    const account = await callerAccount(clients, target);
+    const resolved = resolveParams(params, account);
     const progress = progressFor(process.stderr, g.json ? "json" : "auto", g.verbose === true);
     const store = new FileStateStore(g.state ?? DEFAULT_STATE_PATH);
     if (!g.json)

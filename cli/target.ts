@@ -1,8 +1,9 @@
 import { STSClient } from "@aws-sdk/client-sts";
-import type { ClientBase } from "../machines/aws.js";
+import { AwsError, type ClientBase, type Clients } from "../machines/aws.js";
 import { Account, type AccountOptions, PROFILES } from "../sim/account.js";
 import { Simulator } from "../sim/simulator.js";
 import { DataDir, DataDirLockedError } from "../sim/store.js";
+import { CliError, EXIT } from "./exit-codes.js";
 import { faultsFrom, simDataDir } from "./sim.js";
 
 /**
@@ -132,5 +133,19 @@ function openSim(options: TargetOptions, command: string): Target {
       description: `the simulator served at ${endpoint} (${dir})`,
       close() {},
     };
+  }
+}
+
+/** The account the target's credentials reach (STS GetCallerIdentity), or a credentials error. */
+export async function callerAccount(clients: Clients, target: Target): Promise<string> {
+  try {
+    return (await clients.call("sts", "GetCallerIdentity", {})).Account as string;
+  } catch (err) {
+    if (err instanceof AwsError)
+      throw new CliError(
+        `cannot authenticate to ${target.description}: ${err.code}: ${err.message}. Check your credentials (AWS_PROFILE, --profile, aws configure).`,
+        EXIT.credentials,
+      );
+    throw new CliError(`cannot reach ${target.description}: ${(err as Error).message}`, EXIT.credentials);
   }
 }

@@ -1,12 +1,12 @@
 import { createInterface } from "node:readline/promises";
 import type { Command } from "commander";
-import { AwsError, Clients } from "../machines/aws.js";
+import { Clients } from "../machines/aws.js";
 import { DEFAULT_STATE_PATH, FileStateStore } from "../state/index.js";
 import { STAGES } from "../steps/registry.js";
 import { type PlanItem, type ResultItem, Teardown, type TeardownResult } from "../teardown/index.js";
 import { CliError, EXIT } from "./exit-codes.js";
 import type { GlobalOptions } from "./run.js";
-import { openTarget } from "./target.js";
+import { callerAccount, openTarget } from "./target.js";
 
 /**
  * `kmslab teardown`: a dry run unless `--yes` (or a "yes" typed at the prompt); with it, removes
@@ -51,17 +51,7 @@ async function teardownCommand(g: GlobalOptions, flags: TeardownFlags): Promise<
   const target = await openTarget(g, "kmslab teardown");
   const clients = new Clients(target.base);
   try {
-    let account: string;
-    try {
-      account = (await clients.call("sts", "GetCallerIdentity", {})).Account as string;
-    } catch (err) {
-      if (err instanceof AwsError)
-        throw new CliError(
-          `cannot authenticate to ${target.description}: ${err.code}: ${err.message}`,
-          EXIT.credentials,
-        );
-      throw new CliError(`cannot reach ${target.description}: ${(err as Error).message}`, EXIT.credentials);
-    }
+    const account = await callerAccount(clients, target);
     if (flags.account !== undefined && flags.account !== account)
       throw new CliError(
         `--account ${flags.account} does not match the account these credentials reach (${account}): nothing was touched`,
