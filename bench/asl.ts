@@ -2,6 +2,7 @@ import { performance } from "node:perf_hooks";
 import { aslValidatorProblems, structuralProblems } from "../asl/check.js";
 import { exportLab, exportTeardown } from "../asl/export.js";
 import { execute, virtualClock } from "../asl/interpreter.js";
+import { median } from "./stats.js";
 
 /**
  * The Step Functions export: generating the lab's definition, checking it (asl-validator against
@@ -9,8 +10,6 @@ import { execute, virtualClock } from "../asl/interpreter.js";
  * per state (the teardown walked with a canned Task invoker). Medians of ROUNDS runs.
  */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function timeMs(fn: () => unknown | Promise<unknown>): Promise<number> {
   const times: number[] = [];

@@ -9,6 +9,7 @@ import { runLab } from "../machines/engine.js";
 import type * as SimLibrary from "../sim/index.js";
 import { FileStateStore } from "../state/index.js";
 import { parseParams, resolveParams } from "../steps/params.js";
+import { median } from "./stats.js";
 
 const bundle = "../dist/index.js";
 const { Simulator, FaultInjector, PROFILES } = (await import(bundle)) as typeof SimLibrary;
@@ -119,8 +120,6 @@ async function script(sim: Sim, calls: ObservedCall[], oldAccount: string): Prom
   clients.destroy();
   return ms;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function cold(args: string[], env: Record<string, string>): number {
   const cwd = mkdtempSync(join(tmpdir(), "kmslab-bench-cold-"));

@@ -3,6 +3,7 @@ import { CreateRoleCommand, GetRoleCommand, IAMClient } from "@aws-sdk/client-ia
 import { CreateKeyCommand, EncryptCommand, KMSClient } from "@aws-sdk/client-kms";
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type * as SimLibrary from "../sim/index.js";
+import { median } from "./stats.js";
 
 // The built bundle, as users run it (`npm run bench` builds it first), not the sources through tsx.
 const bundle = "../dist/index.js";
@@ -39,8 +40,6 @@ async function perCallMicros(send: Send, calls: number): Promise<number> {
   for (let i = 0; i < calls; i++) await send();
   return ((performance.now() - start) * 1000) / calls;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function run(): Promise<boolean> {
   const sim = Simulator.inMemory();

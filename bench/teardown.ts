@@ -9,6 +9,7 @@ import type * as SimLibrary from "../sim/index.js";
 import { FileStateStore } from "../state/index.js";
 import { parseParams, resolveParams } from "../steps/params.js";
 import { teardown } from "../teardown/index.js";
+import { median } from "./stats.js";
 
 const bundle = "../dist/index.js";
 const { Simulator, PROFILES } = (await import(bundle)) as typeof SimLibrary;
@@ -88,8 +89,6 @@ async function script(sim: Sim, calls: ObservedCall[], oldAccount: string, oldKe
   clients.destroy();
   return ms;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function keyOf(sim: Sim): Promise<string> {
   const clients = new Clients({ ...sim.clientConfig(), region: REGION }, {}, 0);
