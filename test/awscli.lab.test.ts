@@ -1,10 +1,10 @@
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ServeHandle, startServe, tempDir } from "./helpers/cli.js";
+import { AWS_CLI, awsCliEnv, type ServeHandle, startServe, tempDir } from "./helpers/cli.js";
 
 /**
  * The whole lab done by hand, as a learner does it with Debian's AWS CLI and curl against
@@ -12,7 +12,6 @@ import { type ServeHandle, startServe, tempDir } from "./helpers/cli.js";
  * logging trail, an SSE-KMS upload, an unsigned request that fails and a presigned one that works,
  * and the key's use found in LookupEvents and in the delivered log file.
  */
-const AWS = existsSync("/usr/bin/aws") ? "/usr/bin/aws" : "aws";
 const run = promisify(execFile);
 
 interface Result {
@@ -45,16 +44,7 @@ describe("the whole lab by hand with the AWS CLI against kmslab sim serve", () =
     );
 
   const aws = (args: string[]): Promise<Result> =>
-    exec(AWS, ["--endpoint-url", server.endpoint, "--output", "json", ...args], {
-      PATH: process.env.PATH ?? "",
-      HOME: work,
-      AWS_CONFIG_FILE: join(work, "none-config"),
-      AWS_SHARED_CREDENTIALS_FILE: join(work, "none-credentials"),
-      AWS_PAGER: "",
-      AWS_DEFAULT_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: server.env.AWS_ACCESS_KEY_ID!,
-      AWS_SECRET_ACCESS_KEY: server.env.AWS_SECRET_ACCESS_KEY!,
-    });
+    exec(AWS_CLI, ["--endpoint-url", server.endpoint, "--output", "json", ...args], awsCliEnv(work, server));
 
   async function ok(args: string[]): Promise<Record<string, unknown>> {
     const res = await aws(args);

@@ -1,15 +1,14 @@
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ServeHandle, startServe, tempDir } from "./helpers/cli.js";
+import { AWS_CLI, awsCliEnv, type ServeHandle, startServe, tempDir } from "./helpers/cli.js";
 
 /**
  * The AWS CLI (Debian's package, installed by .ci/run) against `kmslab sim serve`: the simulator
  * must work for a client that is not the JS SDK — botocore's serialisers, signer and parsers.
  */
-const AWS = existsSync("/usr/bin/aws") ? "/usr/bin/aws" : "aws";
 const run = promisify(execFile);
 
 interface AwsResult {
@@ -26,18 +25,8 @@ describe("the AWS CLI against kmslab sim serve", { timeout: 120_000 }, () => {
   let accountId: string;
 
   function aws(args: string[], creds?: Record<string, string>): Promise<AwsResult> {
-    const env: Record<string, string> = {
-      PATH: process.env.PATH ?? "",
-      HOME: work,
-      AWS_CONFIG_FILE: join(work, "none-config"),
-      AWS_SHARED_CREDENTIALS_FILE: join(work, "none-credentials"),
-      AWS_PAGER: "",
-      AWS_DEFAULT_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: server.env.AWS_ACCESS_KEY_ID!,
-      AWS_SECRET_ACCESS_KEY: server.env.AWS_SECRET_ACCESS_KEY!,
-      ...creds,
-    };
-    return run(AWS, ["--endpoint-url", server.endpoint, "--output", "json", ...args], {
+    const env: Record<string, string> = { ...awsCliEnv(work, server), ...creds };
+    return run(AWS_CLI, ["--endpoint-url", server.endpoint, "--output", "json", ...args], {
       env,
       cwd: work,
     }).then(

@@ -1,16 +1,15 @@
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli, type ServeHandle, startServe, tempDir } from "./helpers/cli.js";
+import { AWS_CLI, awsCliEnv, runCli, type ServeHandle, startServe, tempDir } from "./helpers/cli.js";
 
 /**
  * The whole lab done by hand with Debian's AWS CLI against `kmslab sim serve` — all six stages,
  * the key user's removal and return included, no kmslab tags, no state file — then graded by
  * `kmslab grade --endpoint-url` from the parameters alone: 100/100.
  */
-const AWS = existsSync("/usr/bin/aws") ? "/usr/bin/aws" : "aws";
 const run = promisify(execFile);
 
 describe("a lab done by hand with the AWS CLI grades 100/100", () => {
@@ -18,21 +17,11 @@ describe("a lab done by hand with the AWS CLI grades 100/100", () => {
   let server: ServeHandle;
   let account: string;
 
-  const baseEnv = () => ({
-    PATH: process.env.PATH ?? "",
-    HOME: work,
-    AWS_CONFIG_FILE: join(work, "none-config"),
-    AWS_SHARED_CREDENTIALS_FILE: join(work, "none-credentials"),
-    AWS_PAGER: "",
-    AWS_DEFAULT_REGION: "us-east-1",
-    AWS_REGION: "us-east-1",
-    AWS_ACCESS_KEY_ID: server.env.AWS_ACCESS_KEY_ID!,
-    AWS_SECRET_ACCESS_KEY: server.env.AWS_SECRET_ACCESS_KEY!,
-  });
+  const baseEnv = () => ({ ...awsCliEnv(work, server), AWS_REGION: "us-east-1" });
 
   /** `aws ...` as the learner, or with the given session's credentials. */
   async function aws(args: string[], session?: Record<string, string>): Promise<Record<string, unknown>> {
-    const { stdout } = await run(AWS, ["--endpoint-url", server.endpoint, "--output", "json", ...args], {
+    const { stdout } = await run(AWS_CLI, ["--endpoint-url", server.endpoint, "--output", "json", ...args], {
       cwd: work,
       env: { ...baseEnv(), ...session },
       encoding: "utf8",
@@ -41,7 +30,7 @@ describe("a lab done by hand with the AWS CLI grades 100/100", () => {
   }
 
   async function awsFails(args: string[], session?: Record<string, string>): Promise<string> {
-    return run(AWS, ["--endpoint-url", server.endpoint, ...args], {
+    return run(AWS_CLI, ["--endpoint-url", server.endpoint, ...args], {
       cwd: work,
       env: { ...baseEnv(), ...session },
       encoding: "utf8",

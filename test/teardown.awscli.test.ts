@@ -1,16 +1,14 @@
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli, type ServeHandle, startServe, tempDir } from "./helpers/cli.js";
+import { AWS_CLI, awsCliEnv, runCli, type ServeHandle, startServe, tempDir } from "./helpers/cli.js";
 
 /**
  * The teardown as the AWS CLI sees it: `kmslab run` and `kmslab teardown --yes` reach the account
  * that `kmslab sim serve` holds (over HTTP), and the AWS CLI, listing every key, alias, bucket,
  * trail and role with their tags, finds nothing of the lab's afterwards but a key pending deletion.
  */
-const AWS = existsSync("/usr/bin/aws") ? "/usr/bin/aws" : "aws";
 const run = promisify(execFile);
 
 describe("teardown checked with the AWS CLI against kmslab sim serve", () => {
@@ -19,19 +17,10 @@ describe("teardown checked with the AWS CLI against kmslab sim serve", () => {
   let server: ServeHandle;
 
   async function aws(args: string[]): Promise<Record<string, unknown>> {
-    const { stdout } = await run(AWS, ["--endpoint-url", server.endpoint, "--output", "json", ...args], {
+    const { stdout } = await run(AWS_CLI, ["--endpoint-url", server.endpoint, "--output", "json", ...args], {
       cwd: work,
       encoding: "utf8",
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: work,
-        AWS_CONFIG_FILE: join(work, "none-config"),
-        AWS_SHARED_CREDENTIALS_FILE: join(work, "none-credentials"),
-        AWS_PAGER: "",
-        AWS_DEFAULT_REGION: "us-east-1",
-        AWS_ACCESS_KEY_ID: server.env.AWS_ACCESS_KEY_ID!,
-        AWS_SECRET_ACCESS_KEY: server.env.AWS_SECRET_ACCESS_KEY!,
-      },
+      env: awsCliEnv(work, server),
     });
     return stdout.trim() ? JSON.parse(stdout) : {};
   }

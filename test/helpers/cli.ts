@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -78,4 +78,24 @@ export function startServe(
     });
     child.on("exit", (code) => fail(new Error(`sim serve exited ${code}: ${stderr}`)));
   });
+}
+
+/** Debian's AWS CLI (the one .ci/run installs), else whichever is on PATH. */
+export const AWS_CLI = existsSync("/usr/bin/aws") ? "/usr/bin/aws" : "aws";
+
+/**
+ * The AWS CLI's environment against `kmslab sim serve`: the account's admin keys, us-east-1, no
+ * pager, and none of the user's config or credential files.
+ */
+export function awsCliEnv(work: string, server: ServeHandle): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? "",
+    HOME: work,
+    AWS_CONFIG_FILE: join(work, "none-config"),
+    AWS_SHARED_CREDENTIALS_FILE: join(work, "none-credentials"),
+    AWS_PAGER: "",
+    AWS_DEFAULT_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: server.env.AWS_ACCESS_KEY_ID!,
+    AWS_SECRET_ACCESS_KEY: server.env.AWS_SECRET_ACCESS_KEY!,
+  };
 }
