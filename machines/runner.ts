@@ -83,6 +83,12 @@ export interface RetryPolicy {
 /** Throttling and 5xx: exponential backoff with full jitter (ASL: the same Retry, JitterStrategy FULL). */
 export const TRANSIENT_RETRY: RetryPolicy = { maxAttempts: 8, baseMs: 200, maxDelayMs: 10_000 };
 
+/** How long to wait before retry `attempt` (1, 2, ...): exponential, capped, full jitter. */
+export function backoffDelay(policy: RetryPolicy, attempt: number): number {
+  const cap = Math.min(policy.maxDelayMs, policy.baseMs * 2 ** (attempt - 1));
+  return Math.floor(Math.random() * cap) + 1;
+}
+
 /** The newest log files read per look: hours of a trail's files on AWS, a whole lab on the simulator. */
 const MAX_LOG_FILES = 1000;
 
@@ -337,7 +343,7 @@ export class StageRunner {
       } catch (err) {
         if (!(err instanceof AwsError)) throw err;
         if (!notYet(err) && !(err.transient && attempt < this.retryPolicy.maxAttempts)) throw err;
-        const delayMs = this.backoff(attempt);
+        const delayMs = backoffDelay(this.retryPolicy, attempt);
         this.hooks.progress?.({
           kind: "retry",
           stageId: this.stageId,
@@ -359,11 +365,6 @@ export class StageRunner {
     options: { unsigned?: boolean } = {},
   ) {
     return this.retrying(`${service}.${action}`, () => this.clients.call(service, action, input, options));
-  }
-
-  private backoff(attempt: number): number {
-    const cap = Math.min(this.retryPolicy.maxDelayMs, this.retryPolicy.baseMs * 2 ** (attempt - 1));
-    return Math.floor(Math.random() * cap) + 1;
   }
 
   /** The key-user role's session (AssumeRole), renewed before it expires; a new role may need IAM to catch up. */
@@ -394,7 +395,7 @@ export class StageRunner {
       } catch (err) {
         if (!(err instanceof AwsError)) throw err;
         if (!(err.transient || err.code === "AccessDenied") || this.now() > deadline) throw err;
-        await this.wait(this.backoff(attempt));
+        await this.wait(backoffDelay(this.retryPolicy, attempt));
       }
     }
   }

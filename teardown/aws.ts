@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { AwsError, type Clients } from "../machines/aws.js";
-import { type RetryPolicy, TRANSIENT_RETRY } from "../machines/runner.js";
+import { backoffDelay, type RetryPolicy, TRANSIENT_RETRY } from "../machines/runner.js";
 import type { Service } from "../steps/dsl.js";
 
 /**
@@ -69,8 +69,7 @@ export class Aws {
         return await fn();
       } catch (err) {
         if (!(err instanceof AwsError) || !err.transient || attempt >= this.policy.maxAttempts) throw err;
-        const cap = Math.min(this.policy.maxDelayMs, this.policy.baseMs * 2 ** (attempt - 1));
-        await this.wait(Math.floor(Math.random() * cap) + 1);
+        await this.wait(backoffDelay(this.policy, attempt));
       }
     }
   }
