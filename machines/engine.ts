@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { type AnyActorRef, createActor } from "xstate";
+import { crashHarness } from "../lib/crash.js";
 import {
   assertTarget,
   createState,
@@ -87,12 +88,8 @@ const ENGINE_VERSION = `${MACHINE_VERSION}.${LAB_VERSION}`;
  * SIGKILL right after the k-th effect of the run is checkpointed; `k:call` right after its AWS call
  * returned, before the checkpoint — the window in which a resumed run must find what was made.
  */
-const CRASH = /^(\d+)(:call)?$/.exec(process.env.KMSLAB_TEST_CRASH_AFTER_EFFECT ?? "");
+const crash = crashHarness("KMSLAB_TEST_CRASH_AFTER_EFFECT");
 let effectsDone = 0;
-function maybeCrash(phase: "call" | "checkpoint", effect: number): void {
-  if (!CRASH || Number(CRASH[1]) !== effect) return;
-  if ((CRASH[2] === ":call") === (phase === "call")) process.kill(process.pid, "SIGKILL");
-}
 const DEADLINES = "__deadlines";
 const CURSOR = "__cursor";
 
@@ -291,7 +288,7 @@ class Engine implements StageExecutor {
         }),
       done: async (e) => {
         const effect = ++effectsDone;
-        maybeCrash("call", effect);
+        crash(effect, "call");
         await this.checkpoint((st) => {
           const entry = this.entry(st, e.stageId, key(e.stepId), e.service, e.action, "done");
           entry.result = e.assigned;
@@ -312,7 +309,7 @@ class Engine implements StageExecutor {
           const r = this.record(st, e.stageId);
           r.outputs = { ...r.outputs, ...e.assigned };
         });
-        maybeCrash("checkpoint", effect);
+        crash(effect);
       },
       recorded: (stepId) => {
         const latest = latestPhase(this.state.journal, stageId, key(stepId));

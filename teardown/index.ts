@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { crashHarness } from "../lib/crash.js";
 import { AwsError, type Clients } from "../machines/aws.js";
 import { assertTarget, type StateFile, type StateStore, type TeardownItem } from "../state/index.js";
 import { parseParams, type ResolvedParams, resolveParams } from "../steps/params.js";
@@ -59,10 +60,7 @@ export interface TeardownOptions {
  * with SIGKILL right after the N-th change the account accepted, `N:checkpoint` right after the
  * N-th deletion's checkpoint.
  */
-function crashPoint(): { at: number; checkpoint: boolean } | undefined {
-  const m = /^(\d+)(:checkpoint)?$/.exec(process.env.KMSLAB_TEST_CRASH_AFTER_DELETION ?? "");
-  return m ? { at: Number(m[1]), checkpoint: m[2] !== undefined } : undefined;
-}
+const crash = crashHarness("KMSLAB_TEST_CRASH_AFTER_DELETION");
 
 export class Teardown {
   private state?: StateFile;
@@ -70,7 +68,6 @@ export class Teardown {
   private readonly aws: Aws;
   private changes = 0;
   private checkpoints = 0;
-  private readonly crash = crashPoint();
   private locked = false;
 
   constructor(private readonly o: TeardownOptions) {
@@ -79,8 +76,7 @@ export class Teardown {
       undefined,
       () => {
         this.changes++;
-        if (this.crash && !this.crash.checkpoint && this.crash.at === this.changes)
-          process.kill(process.pid, "SIGKILL");
+        crash(this.changes);
       },
       o.sleep,
     );
@@ -176,7 +172,7 @@ export class Teardown {
       results.push(r);
       await this.checkpoint((st) => this.record(st, r));
       this.checkpoints++;
-      if (this.crash?.checkpoint && this.crash.at === this.checkpoints) process.kill(process.pid, "SIGKILL");
+      crash(this.checkpoints, "checkpoint");
       this.o.progress?.(r);
     }
     // Look again: what should go and is still there is what remains, whatever the calls said.
