@@ -265,13 +265,7 @@ export function summarize(r: CallRecord, account: Account): EventSummary {
  * shows are let go at once. Every event keeps one, so it is flat: the principal is shared with the
  * caller's other requests, the time a number.
  */
-export interface PendingRecord {
-  service: string;
-  eventSource: string;
-  operation: string;
-  readOnly: boolean;
-  input: Record<string, unknown>;
-  output?: unknown;
+export interface PendingRecord extends Omit<CallRecord, "ctx" | "error"> {
   error?: { code: string; message: string };
   principal: Principal;
   time: number;
