@@ -9,8 +9,12 @@ import type { Branchlike, Catcher, Definition, Retrier, State } from "./types.js
  * variables around it and assigns its own). What a Task does is the caller's: a `TaskInvoker` gets
  * the resource, the evaluated arguments and credentials, and returns the result or throws a
  * `StatesError` named as Step Functions names errors. The drift test replays recorded AWS results
- * through it; a simulated Step Functions service can dispatch the Tasks to the simulator.
- * Map states and JSONPath are not supported.
+ * through it; the simulated Step Functions service (sim/services/states) dispatches the Tasks to the
+ * simulated account and turns the interpreter's events into an execution history.
+ *
+ * Also: Map (inline), Task `TimeoutSeconds` (States.Timeout), stopping an execution (an AbortSignal:
+ * a stopped execution makes no further call, Waits end at once), and a Parallel or Map whose branch
+ * fails stops its other branches, as Step Functions does. JSONPath is not supported.
  */
 
 export class StatesError extends Error {
@@ -34,14 +38,34 @@ export type TaskInvoker = (request: TaskRequest) => Promise<unknown>;
 
 export interface Clock {
   now(): number;
-  /** Waits (a virtual clock just moves on). */
-  sleep(ms: number): Promise<void>;
+  /** Waits (a virtual clock just moves on); ends early, without error, when `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * A timer that runs while a Task works, for its TimeoutSeconds. A virtual clock has none: its time
+   * moves only when something waits on it, so a Task takes no time and never times out.
+   */
+  timeout?(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
 export const realClock: Clock = {
   now: () => Date.now(),
-  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  sleep: (ms, signal) => abortableDelay(ms, signal),
+  timeout: (ms, signal) => abortableDelay(ms, signal),
 };
+
+/** A timer that resolves after `ms`, or as soon as `signal` aborts. */
+export function abortableDelay(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
 
 /** A clock that moves only when something waits: waits cost nothing, budgets still run out. */
 export function virtualClock(start = Date.UTC(2026, 0, 1)): Clock & { elapsedMs(): number } {
@@ -66,11 +90,41 @@ export interface ExecutionOptions {
   maxTransitions?: number;
   /** Sees every state entered (tracing, tests). */
   onState?: (name: string, state: State) => void;
+  /** Sees what Step Functions writes into an execution's history, as it happens. */
+  onEvent?: (event: InterpreterEvent) => void;
+  /** Stops the execution: no state is entered and no Task invoked after it aborts. */
+  signal?: AbortSignal;
   random?: () => number;
 }
 
+/**
+ * What happens during an execution, named as Step Functions' history event types name it
+ * (`TaskStateEntered`, `TaskScheduled`, `MapIterationStarted`...). `index` is a Map iteration's.
+ */
+export interface InterpreterEvent {
+  type: string;
+  name: string;
+  input?: unknown;
+  output?: unknown;
+  resource?: string;
+  arguments?: unknown;
+  timeoutSeconds?: number;
+  error?: string;
+  cause?: string;
+  index?: number;
+  length?: number;
+}
+
+/** Thrown (and not catchable by Retry or Catch) when the execution is stopped. */
+export class ExecutionAborted extends Error {
+  constructor() {
+    super("the execution was stopped");
+    this.name = "ExecutionAborted";
+  }
+}
+
 export interface ExecutionResult {
-  status: "SUCCEEDED" | "FAILED";
+  status: "SUCCEEDED" | "FAILED" | "ABORTED";
   output?: unknown;
   error?: string;
   cause?: string;
@@ -100,14 +154,17 @@ export async function execute(
 ): Promise<ExecutionResult> {
   const run = new Execution(definition, input, options);
   try {
-    const output = await run.branch(definition, input, new Scope());
+    const output = await run.branch(definition, input, new Scope(), options.signal);
     return { status: "SUCCEEDED", output, transitions: run.transitions };
   } catch (err) {
     if (err instanceof StatesError)
       return { status: "FAILED", error: err.error, cause: err.cause, transitions: run.transitions };
+    if (err instanceof ExecutionAborted) return { status: "ABORTED", transitions: run.transitions };
     throw err;
   }
 }
+
+type Step = { output: unknown; next?: string };
 
 class Execution {
   transitions = 0;
@@ -135,28 +192,40 @@ class Execution {
     };
   }
 
-  async branch(branch: Branchlike, input: unknown, scope: Scope): Promise<unknown> {
+  private emit(event: InterpreterEvent): void {
+    this.o.onEvent?.(event);
+  }
+
+  async branch(branch: Branchlike, input: unknown, scope: Scope, signal?: AbortSignal): Promise<unknown> {
     let name: string | undefined = branch.StartAt;
     let data = input;
     while (name !== undefined) {
+      if (signal?.aborted) throw new ExecutionAborted();
       const state = branch.States[name];
       if (!state) throw new Error(`no state named ${name}`);
       if (++this.transitions > (this.o.maxTransitions ?? 100_000))
         throw new StatesError("States.Runtime", `more than ${this.o.maxTransitions ?? 100_000} transitions`);
       this.o.onState?.(name, state);
-      const out = await this.state(name, state, data, scope);
+      this.emit({ type: `${state.Type}StateEntered`, name, input: data });
+      const out = await this.state(name, state, data, scope, signal);
+      if (state.Type !== "Fail") this.emit({ type: `${state.Type}StateExited`, name, output: out.output });
       data = out.output;
       name = out.next;
     }
     return data;
   }
 
-  private states(name: string, input: unknown, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  private states(
+    name: string,
+    input: unknown,
+    extra: Record<string, unknown> = {},
+    retryCount = 0,
+  ): Record<string, unknown> {
     return {
       input,
       context: {
         ...this.context,
-        State: { Name: name, EnteredTime: new Date(this.clock.now()).toISOString(), RetryCount: 0 },
+        State: { Name: name, EnteredTime: new Date(this.clock.now()).toISOString(), RetryCount: retryCount },
       },
       ...extra,
     };
@@ -186,7 +255,8 @@ class Execution {
     state: State,
     input: unknown,
     scope: Scope,
-  ): Promise<{ output: unknown; next?: string }> {
+    signal: AbortSignal | undefined,
+  ): Promise<Step> {
     const vars = () => scope.all();
     const next = () => (state.End ? undefined : state.Next);
     switch (state.Type) {
@@ -229,7 +299,11 @@ class Execution {
         else if (state.Timestamp !== undefined)
           ms = Date.parse(String(await this.value(state.Timestamp, b))) - this.clock.now();
         if (!Number.isFinite(ms)) throw new StatesError("States.QueryEvaluationError", `${name}: bad wait`);
-        if (ms > 0) await this.clock.sleep(ms);
+        if (ms > 0) await this.clock.sleep(ms, signal);
+        if (signal?.aborted) {
+          this.emit({ type: "WaitStateAborted", name });
+          throw new ExecutionAborted();
+        }
         await this.assign(scope, state.Assign, b);
         return {
           output: state.Output === undefined ? input : await this.value(state.Output, b),
@@ -238,7 +312,8 @@ class Execution {
       }
       case "Task":
       case "Parallel":
-        return this.withRetry(name, state, input, scope);
+      case "Map":
+        return this.withRetry(name, state, input, scope, signal);
       default:
         throw new Error(`${name}: ${state.Type} states are not supported by this interpreter`);
     }
@@ -254,31 +329,39 @@ class Execution {
     return v;
   }
 
-  /** Task and Parallel: the work, Retry on its errors, then Catch, then Output and Assign. */
+  /** Task, Parallel and Map: the work, Retry on its errors, then Catch, then Output and Assign. */
   private async withRetry(
     name: string,
     state: State,
     input: unknown,
     scope: Scope,
-  ): Promise<{ output: unknown; next?: string }> {
+    signal: AbortSignal | undefined,
+  ): Promise<Step> {
     const attempts = new Map<Retrier, number>();
+    let retries = 0;
     for (;;) {
-      const b = { ...scope.all(), states: this.states(name, input) };
+      const b = { ...scope.all(), states: this.states(name, input, {}, retries) };
       try {
         const result =
-          state.Type === "Task" ? await this.task(name, state, b) : await this.parallel(state, b, scope);
+          state.Type === "Task"
+            ? await this.task(name, state, b, signal)
+            : state.Type === "Parallel"
+              ? await this.parallel(name, state, b, scope, signal)
+              : await this.map(name, state, b, scope, signal);
         const rb = { ...b, states: { ...(b.states as object), result } };
         const output = state.Output === undefined ? result : await this.value(state.Output, rb);
         await this.assign(scope, state.Assign, rb);
         return { output, next: state.End ? undefined : state.Next };
       } catch (err) {
-        if (!(err instanceof StatesError)) throw err;
+        if (!(err instanceof StatesError) || !catchable(err.error)) throw err;
         const retrier = (state.Retry ?? []).find((r) => matches(r.ErrorEquals, err.error));
         if (retrier) {
           const n = attempts.get(retrier) ?? 0;
           if (n < (retrier.MaxAttempts ?? 3)) {
             attempts.set(retrier, n + 1);
-            await this.clock.sleep(this.delay(retrier, n));
+            retries++;
+            await this.clock.sleep(this.delay(retrier, n), signal);
+            if (signal?.aborted) throw new ExecutionAborted();
             continue;
           }
         }
@@ -302,28 +385,196 @@ class Execution {
     return Math.round(jittered * 1000);
   }
 
-  private async task(name: string, state: State, b: Bindings): Promise<unknown> {
+  private async task(name: string, state: State, b: Bindings, signal?: AbortSignal): Promise<unknown> {
     if (!state.Resource) throw new Error(`${name}: a Task without Resource`);
+    const resource = state.Resource;
     const args = state.Arguments === undefined ? undefined : await this.value(state.Arguments, b);
     const credentials =
       state.Credentials === undefined
         ? undefined
         : ((await this.value(state.Credentials, b)) as { RoleArn: string });
-    return this.o.invoke({
+    const timeout =
+      state.TimeoutSeconds === undefined ? undefined : Number(await this.value(state.TimeoutSeconds, b));
+    if (timeout !== undefined && !(Number.isInteger(timeout) && timeout > 0))
+      throw new StatesError("States.Runtime", `${name}: TimeoutSeconds must be a positive integer`);
+    this.emit({
+      type: "TaskScheduled",
+      name,
+      resource,
+      arguments: args,
+      ...(timeout !== undefined ? { timeoutSeconds: timeout } : {}),
+    });
+    this.emit({ type: "TaskStarted", name, resource });
+    const call = this.o.invoke({
       stateName: name,
-      resource: state.Resource,
+      resource,
       arguments: args,
       ...(credentials ? { credentials } : {}),
     });
+    try {
+      const output = await this.race(call, timeout, signal);
+      this.emit({ type: "TaskSucceeded", name, resource, output });
+      return output;
+    } catch (err) {
+      if (err instanceof ExecutionAborted) this.emit({ type: "TaskStateAborted", name });
+      else if (err instanceof StatesError)
+        this.emit({
+          type: err.error === "States.Timeout" ? "TaskTimedOut" : "TaskFailed",
+          name,
+          resource,
+          error: err.error,
+          cause: err.cause,
+        });
+      throw err;
+    }
   }
 
-  private async parallel(state: State, b: Bindings, scope: Scope): Promise<unknown[]> {
+  /** A Task's call against its timeout and the execution being stopped; the first to end wins. */
+  private race<T>(call: Promise<T>, timeoutSeconds: number | undefined, signal?: AbortSignal): Promise<T> {
+    if (timeoutSeconds === undefined && !signal) return call;
+    const done = new AbortController();
+    const contenders: Promise<T>[] = [call];
+    if (timeoutSeconds !== undefined && this.clock.timeout) {
+      contenders.push(
+        this.clock.timeout(timeoutSeconds * 1000, done.signal).then(() => {
+          throw new StatesError("States.Timeout", `the Task did not finish within ${timeoutSeconds} s`);
+        }),
+      );
+    }
+    if (signal) {
+      contenders.push(
+        new Promise<T>((_, reject) => {
+          const stop = () => reject(new ExecutionAborted());
+          if (signal.aborted) stop();
+          else {
+            signal.addEventListener("abort", stop, { once: true });
+            done.signal.addEventListener("abort", () => signal.removeEventListener("abort", stop));
+          }
+        }),
+      );
+    }
+    call.catch(() => {}); // a call that loses the race may still fail later
+    return Promise.race(contenders).finally(() => done.abort());
+  }
+
+  private async parallel(
+    name: string,
+    state: State,
+    b: Bindings,
+    scope: Scope,
+    signal?: AbortSignal,
+  ): Promise<unknown[]> {
     const input =
       state.Arguments === undefined
         ? (b.states as { input: unknown }).input
         : await this.value(state.Arguments, b);
-    return Promise.all((state.Branches ?? []).map((branch) => this.branch(branch, input, new Scope(scope))));
+    const branches = state.Branches ?? [];
+    this.emit({ type: "ParallelStateStarted", name });
+    try {
+      const out = await this.all(branches.length, 0, signal, (i, s) =>
+        this.branch(branches[i]!, input, new Scope(scope), s),
+      );
+      this.emit({ type: "ParallelStateSucceeded", name });
+      return out;
+    } catch (err) {
+      this.emit({
+        type: err instanceof ExecutionAborted ? "ParallelStateAborted" : "ParallelStateFailed",
+        name,
+      });
+      throw err;
+    }
   }
+
+  private async map(
+    name: string,
+    state: State,
+    b: Bindings,
+    scope: Scope,
+    signal?: AbortSignal,
+  ): Promise<unknown[]> {
+    const processor = (state.ItemProcessor ?? state.Iterator) as Branchlike | undefined;
+    if (!processor) throw new Error(`${name}: a Map without ItemProcessor`);
+    const states = b.states as Record<string, unknown>;
+    const items = state.Items === undefined ? states.input : await this.value(state.Items, b);
+    if (!Array.isArray(items))
+      throw new StatesError("States.QueryEvaluationError", `${name}: Items must be an array`);
+    const concurrency =
+      state.MaxConcurrency === undefined ? 0 : Number(await this.value(state.MaxConcurrency, b));
+    this.emit({ type: "MapStateStarted", name, length: items.length });
+    try {
+      const out = await this.all(items.length, concurrency, signal, async (index, s) => {
+        const context = {
+          ...(states.context as object),
+          Map: { Item: { Index: index, Value: items[index] } },
+        };
+        const itemInput =
+          state.ItemSelector === undefined
+            ? items[index]
+            : await this.value(state.ItemSelector, { ...b, states: { ...states, context } });
+        this.emit({ type: "MapIterationStarted", name, index });
+        try {
+          const result = await this.branch(processor, itemInput, new Scope(scope), s);
+          this.emit({ type: "MapIterationSucceeded", name, index });
+          return result;
+        } catch (err) {
+          this.emit({
+            type: err instanceof ExecutionAborted ? "MapIterationAborted" : "MapIterationFailed",
+            name,
+            index,
+          });
+          throw err;
+        }
+      });
+      this.emit({ type: "MapStateSucceeded", name });
+      return out;
+    } catch (err) {
+      this.emit({ type: err instanceof ExecutionAborted ? "MapStateAborted" : "MapStateFailed", name });
+      throw err;
+    }
+  }
+
+  /**
+   * Runs `n` branches or iterations, `concurrency` at a time (0: all at once); the first to fail
+   * stops the others (they see their signal abort) and its error is the result.
+   */
+  private async all<T>(
+    n: number,
+    concurrency: number,
+    signal: AbortSignal | undefined,
+    run: (index: number, signal: AbortSignal) => Promise<T>,
+  ): Promise<T[]> {
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const results: T[] = new Array(n);
+    let failure: { error: unknown } | undefined;
+    let next = 0;
+    const worker = async () => {
+      while (next < n && !failure && !stop.signal.aborted) {
+        const i = next++;
+        try {
+          results[i] = await run(i, stop.signal);
+        } catch (error) {
+          if (!failure) failure = { error };
+          stop.abort();
+        }
+      }
+    };
+    const width = concurrency > 0 ? Math.min(concurrency, n) : n;
+    try {
+      await Promise.all(Array.from({ length: width }, worker));
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+    if (signal?.aborted) throw new ExecutionAborted();
+    if (failure) throw failure.error;
+    return results;
+  }
+}
+
+/** Errors no Retry or Catch handles (Step Functions ends the execution on them). */
+function catchable(error: string): boolean {
+  return error !== "States.Runtime" && error !== "States.DataLimitExceeded";
 }
 
 /** Whether an error name is matched by an ErrorEquals list (States.ALL matches all but nothing else is wild). */
@@ -341,6 +592,7 @@ export function allStates(definition: Branchlike): [string, State][] {
   for (const [name, state] of Object.entries(definition.States)) {
     out.push([name, state]);
     for (const b of state.Branches ?? []) out.push(...allStates(b));
+    if (state.ItemProcessor) out.push(...allStates(state.ItemProcessor));
   }
   return out;
 }

@@ -45,6 +45,13 @@ export interface State {
   Branches?: Branchlike[];
   Error?: string;
   Cause?: string;
+  /** Task: a number or a `{% %}` expression; past it the Task fails with States.Timeout. */
+  TimeoutSeconds?: number | string;
+  /** Map (JSONata mode): the items (default: the state's input), what each iteration gets, its states. */
+  Items?: unknown;
+  ItemSelector?: unknown;
+  ItemProcessor?: Branchlike & { ProcessorConfig?: { Mode?: "INLINE" | "DISTRIBUTED" } };
+  MaxConcurrency?: number | string;
   [field: string]: unknown;
 }
 
@@ -55,5 +62,7 @@ export interface Branchlike {
 
 export interface Definition extends Branchlike {
   Comment?: string;
+  /** Past it the execution ends TIMED_OUT. */
+  TimeoutSeconds?: number;
   QueryLanguage?: "JSONata" | "JSONPath";
 }
