@@ -6,6 +6,7 @@ import { CloudTrailService } from "./services/cloudtrail/provider.js";
 import { IamService } from "./services/iam/provider.js";
 import { KmsService } from "./services/kms/provider.js";
 import { S3Service } from "./services/s3/provider.js";
+import { StatesService } from "./services/states/provider.js";
 import { StsService } from "./services/sts/provider.js";
 
 /**
@@ -84,6 +85,7 @@ export class Account {
   readonly kms: KmsService;
   readonly s3: S3Service;
   readonly cloudtrail: CloudTrailService;
+  readonly states: StatesService;
   private readonly listeners: ((record: CallRecord) => void)[] = [];
   private readonly tickers: ((now: Date) => void)[] = [];
   private readonly commitHooks: (() => void)[] = [];
@@ -111,11 +113,12 @@ export class Account {
       this,
       state.services.cloudtrail as CloudTrailService["state"] | undefined,
     );
+    this.states = new StatesService(this, state.services.states as StatesService["state"] | undefined);
   }
 
   /** Every service of the account, as the simulator registers them. */
   get providers(): ServiceProvider[] {
-    return [this.kms, this.iam, this.sts, this.s3, this.cloudtrail];
+    return [this.kms, this.iam, this.sts, this.s3, this.cloudtrail, this.states];
   }
 
   /** A brand-new account: random 12-digit id, an `admin` user with full access and an access key. */
@@ -238,6 +241,7 @@ export class Account {
         kms: this.kms.state,
         s3: this.s3.state,
         cloudtrail: this.cloudtrail.state,
+        states: this.states.state,
       },
     };
   }

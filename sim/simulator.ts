@@ -68,6 +68,7 @@ export class Simulator {
   readonly stats: SimulatorStats = { requests: 0, mutatingCalls: 0, writeCalls: 0 };
   private readonly byTarget = new Map<string, ServiceProvider>();
   private readonly byService = new Map<string, ServiceProvider>();
+  private closed = false;
 
   private constructor(
     readonly account: Account,
@@ -76,6 +77,8 @@ export class Simulator {
   ) {
     this.faults = options.faults ?? new FaultInjector();
     for (const provider of account.providers) this.register(provider);
+    // Step Functions' executions run here, their Tasks sent into this simulator as SDK requests.
+    account.states.attach({ requestHandler: this.requestHandler(), save: () => this.save() });
   }
 
   /** A fresh account that lives in memory only (tests). */
@@ -104,9 +107,22 @@ export class Simulator {
     }
   }
 
-  /** Releases the data directory's lock. State is already on disk: it is saved after every change. */
+  /**
+   * Releases the data directory's lock. State is already on disk: it is saved after every change.
+   * An execution still running ends FAILED (States.Runtime): nothing runs in an account nobody serves.
+   */
   close(): void {
+    this.account.states.stopAll("The simulator was closed while this execution was running.");
+    this.save();
+    this.closed = true;
     this.dataDir?.unlock();
+  }
+
+  /** Saves the account if anything changed, then lets go of what the saved state no longer needs. */
+  private save(): void {
+    if (this.closed) return;
+    if (this.account.takeChanged()) this.dataDir?.save(this.account.toState());
+    this.account.committed();
   }
 
   /** Tells other processes (`kmslab sim credentials`) where this account is being served. */
@@ -163,8 +179,7 @@ export class Simulator {
   handle(req: SimRequest): Promise<SimResponse> {
     return this.answer(req).then((res) => {
       // Saved before the client hears back: an answer it got is never lost to a crash.
-      if (this.account.takeChanged()) this.dataDir?.save(this.account.toState());
-      this.account.committed();
+      this.save();
       // AWS dates every answer, and SDKs correct their clock skew from it: the account's clock,
       // not the host's, is the one a client must agree with.
       res.headers.date = this.account.now().toUTCString();
@@ -185,7 +200,7 @@ export class Simulator {
         status: 400,
         headers: { "content-type": "application/xml", "x-amz-request-id": requestId },
         body: new TextEncoder().encode(
-          `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidRequest</Code><Message>The simulator serves KMS, CloudTrail, S3, IAM and STS here; this request's X-Amz-Target names none of them.</Message><RequestId>${requestId}</RequestId></Error>`,
+          `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidRequest</Code><Message>The simulator serves KMS, CloudTrail, S3, IAM, STS and Step Functions here; this request's X-Amz-Target names none of them.</Message><RequestId>${requestId}</RequestId></Error>`,
         ),
       });
     }
