@@ -100,7 +100,7 @@ function readParams(config: string | undefined, region?: string): LabParams {
 }
 
 /** The parameters a definition bakes in as defaults (account-derived names stay computed). */
-function defaultsFrom(p: LabParams) {
+export function defaultsFrom(p: LabParams) {
   return {
     keyAlias: p.keyAlias,
     keyUserRole: p.keyUserRole,

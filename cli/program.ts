@@ -3,10 +3,12 @@ import { MachineVersionError, ParamsMismatchError } from "../machines/engine.js"
 import { DataDirInvalidError, DataDirLockedError } from "../sim/store.js";
 import { StateError, StateLockedError } from "../state/index.js";
 import { ParamsError } from "../steps/params.js";
+import { registerDeploy } from "./deploy.js";
 import { CliError, EXIT } from "./exit-codes.js";
 import { registerExport } from "./export.js";
 import { registerGrade, registerReport } from "./grade.js";
 import { type GlobalOptions, registerRun } from "./run.js";
+import { registerSfn } from "./sfn.js";
 import { registerSim } from "./sim.js";
 import { TargetError } from "./target.js";
 import { registerTeardown } from "./teardown.js";
@@ -46,6 +48,8 @@ export function buildProgram(): Command {
   registerTeardown(program, globals);
   registerGrade(program, globals);
   registerReport(program, globals);
+  registerDeploy(program, globals);
+  registerSfn(program, globals);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

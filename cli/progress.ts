@@ -13,7 +13,7 @@ export interface Progress {
   done(): void;
 }
 
-const ICON: Record<StageStatus, string> = {
+export const ICON: Record<StageStatus, string> = {
   waiting: "·",
   checking: "…",
   running: "▶",
@@ -24,7 +24,7 @@ const ICON: Record<StageStatus, string> = {
   blocked: "⊘",
 };
 
-const TITLE = new Map(STAGES.map((s, i) => [s.id, `${i + 1}. ${s.id} — ${s.title}`]));
+export const TITLE = new Map(STAGES.map((s, i) => [s.id, `${i + 1}. ${s.id} — ${s.title}`]));
 
 export function progressFor(stream: NodeJS.WriteStream, mode: "json" | "auto", verbose: boolean): Progress {
   if (mode === "json") return { event() {}, done() {} };

@@ -1,0 +1,413 @@
+import {
+  DescribeExecutionCommand,
+  type DescribeExecutionCommandOutput,
+  GetExecutionHistoryCommand,
+  type HistoryEvent,
+  SFNClient,
+  StartExecutionCommand,
+} from "@aws-sdk/client-sfn";
+import type { ClientBase } from "../machines/aws.js";
+import type { StageId } from "../steps/dsl.js";
+import { STAGES } from "../steps/registry.js";
+import { type Export, exportLab, exportTeardown } from "./export.js";
+import { allStates } from "./interpreter.js";
+import type { Catcher, State } from "./types.js";
+
+/**
+ * Executions of the deployed lab (`kmslab sfn start|status`) as a library: an execution's history
+ * read from Step Functions (GetExecutionHistory, newest pages first and only what is new) and
+ * shown as the lab's six stages — each state entered mapped to its stage through the export's
+ * `origins` (and, for the states a stage adds around its steps, the stage's own branch) — and a
+ * roster's executions started and followed a bounded number at a time.
+ */
+
+/** An SFN client from the same base as the lab's clients (region, credentials, endpoint or the in-process simulator). */
+export function sfnClient(base: ClientBase): SFNClient {
+  const config: Record<string, unknown> = { region: base.region };
+  if (base.endpoint) config.endpoint = base.endpoint;
+  if (base.requestHandler) config.requestHandler = base.requestHandler;
+  if (base.profile) config.profile = base.profile;
+  if (base.credentials) config.credentials = base.credentials;
+  return new SFNClient(config);
+}
+
+export type StageState = "waiting" | "running" | "passed" | "failed" | "blocked" | "stopped";
+export type ExecutionStatus =
+  | "RUNNING"
+  | "SUCCEEDED"
+  | "FAILED"
+  | "TIMED_OUT"
+  | "ABORTED"
+  | "PENDING_REDRIVE";
+
+export interface StageView {
+  id: StageId;
+  title: string;
+  status: StageState;
+  maxPoints: number;
+  points?: number;
+  reason?: string;
+}
+
+export interface ExecutionView {
+  executionArn: string;
+  name: string;
+  stateMachineArn: string;
+  /** Which definition ran: the lab's or its teardown's (from the states it entered). */
+  kind: "lab" | "teardown";
+  status: ExecutionStatus;
+  startDate: string;
+  stopDate?: string;
+  durationMs?: number;
+  error?: string;
+  cause?: string;
+  stages: StageView[];
+  /** The lab's points so far (its passed stages'). */
+  points?: number;
+  events: number;
+}
+
+/** The exported definitions, made once: their state names are what histories name. */
+let exportsCache: Promise<Record<"lab" | "teardown", Export>> | undefined;
+export function definitions(): Promise<Record<"lab" | "teardown", Export>> {
+  exportsCache ??= Promise.all([exportLab(), exportTeardown()]).then(([lab, teardown]) => ({
+    lab,
+    teardown,
+  }));
+  return exportsCache;
+}
+
+/** State name → stage: its origin, else the stage whose branch or name prefix it has (`create-key failed`), else the origin it extends (`teardown.x?`). */
+function stageIndex(exp: Export): Map<string, { stage: StageId; state: State }> {
+  const out = new Map<string, { stage: StageId; state: State }>();
+  const ids = STAGES.map((s) => s.id);
+  const origins = Object.entries(exp.origins).sort((a, b) => b[0].length - a[0].length);
+  for (const [name, state] of allStates(exp.definition)) {
+    let stage = exp.origins[name]?.stageId as StageId | undefined;
+    stage ??= ids.find((id) => name === id || name.startsWith(`${id}.`) || name.startsWith(`${id} `));
+    stage ??= origins.find(([n]) => name.startsWith(n))?.[1].stageId as StageId | undefined;
+    if (stage) out.set(name, { stage, state });
+  }
+  return out;
+}
+
+const indexes = new WeakMap<Export, Map<string, { stage: StageId; state: State }>>();
+function indexOf(exp: Export) {
+  let index = indexes.get(exp);
+  if (!index) {
+    index = stageIndex(exp);
+    indexes.set(exp, index);
+  }
+  return index;
+}
+
+const TEARDOWN_STATES = /^(teardown\.|Torn down$|Teardown incomplete$|Everything undone\?$)/;
+
+/** Which definition a history comes from. */
+export function kindOf(events: readonly HistoryEvent[]): "lab" | "teardown" {
+  for (const e of events) {
+    const name = e.stateEnteredEventDetails?.name;
+    if (name && name !== "Parameters") return TEARDOWN_STATES.test(name) ? "teardown" : "lab";
+  }
+  return "lab";
+}
+
+/** The catcher a Task's error goes to (the first that names it, as Step Functions picks). */
+function catcherFor(state: State, error: string): Catcher | undefined {
+  return state.Catch?.find(
+    (c) =>
+      c.ErrorEquals.includes(error) ||
+      c.ErrorEquals.includes("States.ALL") ||
+      (c.ErrorEquals.includes("States.TaskFailed") && error !== "States.Timeout"),
+  );
+}
+
+/**
+ * The six stages as a history shows them. Lab: a stage runs from its first state entered, passes at
+ * its `passed` state (with its points), fails or is blocked at one of its Fail states (the reason
+ * is the execution's cause when it names the stage), and is stopped when the execution ended
+ * while it ran. Teardown: a stage's undo runs, then is done when the teardown moves on; it fails
+ * when a Task's error went to the catch-all that records an undo failure.
+ */
+export function stagesFrom(
+  events: readonly HistoryEvent[],
+  kind: "lab" | "teardown",
+  exp: Export,
+  end: { status: ExecutionStatus; error?: string; cause?: string },
+): StageView[] {
+  const index = indexOf(exp);
+  const views = new Map<StageId, StageView>(
+    STAGES.map((s) => [s.id, { id: s.id, title: s.title, status: "waiting", maxPoints: s.points }]),
+  );
+  const set = (id: StageId, status: StageState, reason?: string) => {
+    const v = views.get(id)!;
+    v.status = status;
+    if (reason !== undefined) v.reason = reason;
+    else delete v.reason;
+  };
+  let current: StageId | undefined;
+  let task:
+    | { name: string; stage: StageId; state: State; failure?: { error: string; cause: string } }
+    | undefined;
+  for (const e of events) {
+    const entered = e.stateEnteredEventDetails?.name;
+    const exited = e.stateExitedEventDetails?.name;
+    if (entered !== undefined) {
+      const hit = index.get(entered);
+      if (!hit) continue;
+      const v = views.get(hit.stage)!;
+      if (kind === "lab") {
+        if (v.status === "waiting") set(hit.stage, "running");
+        if (hit.state.Type === "Fail") {
+          const blocked = hit.state.Error === "kmslab.Blocked";
+          const prefix = `${hit.stage}: `;
+          const reason = end.cause?.startsWith(prefix) ? end.cause.slice(prefix.length) : entered;
+          set(hit.stage, blocked ? "blocked" : "failed", reason);
+        }
+      } else {
+        if (current && current !== hit.stage && views.get(current)!.status === "running")
+          set(current, "passed");
+        current = hit.stage;
+        if (v.status !== "failed") set(hit.stage, "running");
+      }
+      if (e.type === "TaskStateEntered") task = { name: entered, stage: hit.stage, state: hit.state };
+      continue;
+    }
+    if (e.type === "TaskSucceeded" && task) delete task.failure;
+    if (e.type === "TaskFailed" && task) {
+      const d = e.taskFailedEventDetails;
+      task.failure = { error: d?.error ?? "States.TaskFailed", cause: d?.cause ?? "" };
+    }
+    if (exited !== undefined) {
+      const hit = index.get(exited);
+      if (kind === "lab" && hit && hit.state.Type === "Pass" && hit.state.End === true) {
+        const out = parse(e.stateExitedEventDetails?.output) as { points?: number } | undefined;
+        const v = views.get(hit.stage)!;
+        set(hit.stage, "passed");
+        if (typeof out?.points === "number") v.points = out.points;
+      }
+      if (kind === "teardown" && task && task.name === exited && task.failure) {
+        const c = catcherFor(task.state, task.failure.error);
+        if (c?.ErrorEquals.includes("States.ALL"))
+          set(task.stage, "failed", `${task.failure.error}: ${task.failure.cause}`);
+      }
+      if (task?.name === exited) task = undefined;
+    }
+  }
+  if (kind === "teardown") {
+    // Stages that made nothing the teardown undoes (they only read) have no state in it.
+    const undone = new Set([...index.values()].map((h) => h.stage));
+    for (const v of views.values())
+      if (!undone.has(v.id)) {
+        v.reason = "nothing to undo";
+        if (end.status === "SUCCEEDED") v.status = "passed";
+      }
+  }
+  if (end.status !== "RUNNING")
+    for (const v of views.values()) {
+      if (v.status !== "running") continue;
+      v.status =
+        kind === "teardown" && (end.status === "SUCCEEDED" || end.status === "FAILED") ? "passed" : "stopped";
+    }
+  return [...views.values()];
+}
+
+function parse(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An execution's history, extended by what happened since `known` (its events so far): pages read
+ * newest first until one reaches an event already known, so following a long execution does not
+ * read it all again each time.
+ */
+export async function readHistory(
+  sfn: SFNClient,
+  executionArn: string,
+  known: readonly HistoryEvent[] = [],
+): Promise<HistoryEvent[]> {
+  const last = known.at(-1)?.id ?? 0;
+  const fresh: HistoryEvent[] = [];
+  let nextToken: string | undefined;
+  for (;;) {
+    const page = await sfn.send(
+      new GetExecutionHistoryCommand({
+        executionArn,
+        reverseOrder: true,
+        maxResults: 1000,
+        ...(nextToken ? { nextToken } : {}),
+      }),
+    );
+    let reached = false;
+    for (const e of page.events ?? []) {
+      if ((e.id ?? 0) <= last) {
+        reached = true;
+        break;
+      }
+      fresh.push(e);
+    }
+    nextToken = page.nextToken;
+    if (reached || !nextToken) break;
+  }
+  return [...known, ...fresh.reverse()];
+}
+
+/** What is known of an execution: its description and its history so far. */
+export interface Tracked {
+  description: DescribeExecutionCommandOutput;
+  events: HistoryEvent[];
+}
+
+export async function track(sfn: SFNClient, executionArn: string, before?: Tracked): Promise<Tracked> {
+  const description = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+  const events = await readHistory(sfn, executionArn, before?.events);
+  return { description, events };
+}
+
+export async function viewOf(t: Tracked): Promise<ExecutionView> {
+  const d = t.description;
+  const kind = kindOf(t.events);
+  const exp = (await definitions())[kind];
+  const status = (d.status ?? "RUNNING") as ExecutionStatus;
+  const end = {
+    status,
+    ...(d.error !== undefined ? { error: d.error } : {}),
+    ...(d.cause !== undefined ? { cause: d.cause } : {}),
+  };
+  const stages = stagesFrom(t.events, kind, exp, end);
+  const passed = stages.filter((s) => s.points !== undefined);
+  return {
+    executionArn: d.executionArn!,
+    name: d.name!,
+    stateMachineArn: d.stateMachineArn!,
+    kind,
+    startDate: d.startDate!.toISOString(),
+    ...(d.stopDate ? { stopDate: d.stopDate.toISOString() } : {}),
+    ...(d.stopDate ? { durationMs: d.stopDate.getTime() - d.startDate!.getTime() } : {}),
+    ...end,
+    stages,
+    ...(kind === "lab" && passed.length > 0 ? { points: passed.reduce((n, s) => n + s.points!, 0) } : {}),
+    events: t.events.length,
+  };
+}
+
+const delay = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+
+/**
+ * Follows an execution until it ends (or `signal` stops the following, not the execution):
+ * `onUpdate` sees its view after every read. Resolves with the last view.
+ */
+export async function follow(
+  sfn: SFNClient,
+  executionArn: string,
+  o: { intervalMs: number; signal?: AbortSignal; onUpdate?: (view: ExecutionView) => void },
+): Promise<ExecutionView> {
+  let t: Tracked | undefined;
+  for (;;) {
+    t = await track(sfn, executionArn, t);
+    const view = await viewOf(t);
+    o.onUpdate?.(view);
+    if (view.status !== "RUNNING" || o.signal?.aborted) return view;
+    await delay(o.intervalMs, o.signal);
+  }
+}
+
+/** One learner's execution in a class run. */
+export interface ClassItem {
+  learner: string;
+  executionName: string;
+  input: Record<string, unknown>;
+}
+
+export interface ClassOutcome {
+  learner: string;
+  executionName: string;
+  executionArn?: string;
+  status: ExecutionStatus | "NOT_STARTED";
+  startDate?: string;
+  stopDate?: string;
+  durationMs?: number;
+  error?: string;
+  cause?: string;
+}
+
+/**
+ * Starts one execution per learner, at most `concurrency` running at a time (CloudTrail's
+ * LookupEvents allows 2 calls a second per account: a whole class at once throttles itself), and
+ * follows each with DescribeExecution until it ends — or, with `wait: false`, only starts them.
+ * A learner whose execution cannot be started is reported, not fatal.
+ */
+export async function runClass(
+  sfn: SFNClient,
+  stateMachineArn: string,
+  items: readonly ClassItem[],
+  o: {
+    concurrency: number;
+    wait: boolean;
+    intervalMs: number;
+    signal?: AbortSignal;
+    onChange?: (outcome: ClassOutcome) => void;
+  },
+): Promise<ClassOutcome[]> {
+  const out: ClassOutcome[] = items.map((i) => ({
+    learner: i.learner,
+    executionName: i.executionName,
+    status: "NOT_STARTED",
+  }));
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length && !o.signal?.aborted; i = next++) {
+      const item = items[i]!;
+      const outcome = out[i]!;
+      try {
+        const started = await sfn.send(
+          new StartExecutionCommand({
+            stateMachineArn,
+            name: item.executionName,
+            input: JSON.stringify(item.input),
+          }),
+        );
+        outcome.executionArn = started.executionArn!;
+        outcome.status = "RUNNING";
+        outcome.startDate = started.startDate!.toISOString();
+        o.onChange?.(outcome);
+        while (o.wait && !o.signal?.aborted) {
+          const d = await sfn.send(new DescribeExecutionCommand({ executionArn: outcome.executionArn }));
+          outcome.status = d.status as ExecutionStatus;
+          if (outcome.status !== "RUNNING") {
+            if (d.stopDate) {
+              outcome.stopDate = d.stopDate.toISOString();
+              outcome.durationMs = d.stopDate.getTime() - d.startDate!.getTime();
+            }
+            if (d.error !== undefined) outcome.error = d.error;
+            if (d.cause !== undefined) outcome.cause = d.cause;
+            o.onChange?.(outcome);
+            break;
+          }
+          await delay(o.intervalMs, o.signal);
+        }
+      } catch (err) {
+        outcome.error = (err as Error).name;
+        outcome.cause = (err as Error).message;
+        o.onChange?.(outcome);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, o.concurrency), items.length) }, worker));
+  return out;
+}
