@@ -118,7 +118,7 @@ async function startCommand(g: GlobalOptions, flags: StartFlags): Promise<number
     const machine = machineNames(prefix)[flags.teardown ? "teardown" : "lab"];
     const machineArn = `arn:aws:states:${target.region}:${account}:stateMachine:${machine}`;
     const embedded = target.simulator !== undefined;
-    if (flags.wait === false && embedded && !g.json)
+    if (flags.wait === false && embedded)
       process.stderr.write(
         "kmslab: --no-wait does not apply to the embedded simulator: the execution runs in this process, so kmslab waits for it to end\n",
       );
@@ -372,7 +372,8 @@ function classItems(
       if (err instanceof ParamsError) throw new CliError(`line ${l.line}: ${l.name}: ${err.message}`);
       throw err;
     }
-    const base = slug(l.name, names).slice(0, 79 - tag.length);
+    const ascii = l.name.normalize("NFKD").replace(/[\u0300-\u036f]/g, "");
+    const base = slug(ascii, names).slice(0, 79 - tag.length);
     const executionName = `${base}-${tag}`;
     if (!EXECUTION_NAME.test(executionName))
       throw new CliError(`line ${l.line}: ${l.name}: "${executionName}" cannot name an execution`);
