@@ -1,6 +1,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DescribeKeyCommand, KMSClient, ListKeysCommand } from "@aws-sdk/client-kms";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { ListStateMachinesCommand, SFNClient } from "@aws-sdk/client-sfn";
 import { describe, expect, it } from "vitest";
 import { anySuffix } from "../asl/deploy.js";
@@ -9,7 +10,7 @@ import { executionRolePolicy } from "../asl/iam.js";
 import { evaluatePolicy, parsePolicy } from "../sim/policy/index.js";
 import { Simulator } from "../sim/simulator.js";
 import { parseParams, resolveParams } from "../steps/params.js";
-import { runCli, tempDir } from "./helpers/cli.js";
+import { runCli, startServe, tempDir } from "./helpers/cli.js";
 import { labResources } from "./helpers/teardown.js";
 
 /**
@@ -175,6 +176,58 @@ describe("kmslab deploy, sfn start, sfn status on the embedded simulator", () =>
       expect(await labResources(sim.clientConfig())).toEqual(["role kmslab-states"]);
     });
   }, 180_000);
+});
+
+describe("a stage that cannot run, and a simulator served by kmslab sim serve", () => {
+  it("names the blocked stage and why, exits 1, and shows the stages that ran", async () => {
+    const { simData, work, cli } = workspace("kmslab-sfn-blocked-");
+    expect((await cli("deploy")).code).toBe(0);
+    // A bucket with the learner's data-bucket name, made by someone else.
+    await withSim(simData, async (sim) => {
+      const s3 = new S3Client({ ...sim.clientConfig(), forcePathStyle: true });
+      await s3.send(new CreateBucketCommand({ Bucket: `kmslab-data-${sim.account.accountId}-us-east-1-x` }));
+      s3.destroy();
+    });
+    const input = join(work, "x.json");
+    writeFileSync(input, JSON.stringify({ ...FAST, suffix: "-x" }));
+    const run = await cli("--json", "sfn", "start", "--input", input);
+    expect(run.code).toBe(1);
+    const view = JSON.parse(run.stdout) as View & { error: string; cause: string };
+    expect(view).toMatchObject({ status: "FAILED", error: "kmslab.Blocked", points: 30 });
+    expect(view.cause).toMatch(/^sse-kms-upload: a bucket named kmslab-data-\d+-us-east-1-x already exists/);
+    const stage = (id: string) => view.stages.find((s) => s.id === id)!;
+    expect(stage("create-key").status).toBe("passed");
+    expect(stage("sse-kms-upload")).toMatchObject({
+      status: "blocked",
+      reason: expect.stringContaining("already exists"),
+    });
+    expect(stage("key-user-access").status).toBe("waiting");
+    const text = await cli("sfn", "status", view.executionArn);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(/sse-kms-upload .* blocked/);
+  }, 90_000);
+
+  it("with kmslab sim serve holding the account, --no-wait returns the ARN and sfn status --watch follows it there", async () => {
+    const { simData, input, cli } = workspace("kmslab-sfn-serve-");
+    const server = await startServe(["--sim-data", simData, "--sim-profile", "instant"]);
+    try {
+      expect((await cli("deploy")).code).toBe(0);
+      const started = await cli("sfn", "start", "--input", input, "--no-wait", "--name", "served");
+      expect(started.code, started.stderr).toBe(0);
+      expect(started.stdout.trim()).toMatch(/^arn:aws:states:us-east-1:\d{12}:execution:kmslab-lab:served$/);
+      const watched = await cli("--json", "sfn", "status", started.stdout.trim(), "--watch");
+      expect(watched.code, watched.stderr).toBe(0);
+      const view = JSON.parse(watched.stdout) as View;
+      expect(view.status).toBe("SUCCEEDED");
+      expect(view.stages.every((s) => s.status === "passed")).toBe(true);
+      // The same name again is refused by Step Functions (ExecutionAlreadyExists), exit 1.
+      const again = await cli("sfn", "start", "--input", input, "--no-wait", "--name", "served");
+      expect(again.code).toBe(1);
+      expect(again.stderr).toContain("ExecutionAlreadyExists");
+    } finally {
+      await server.stop();
+    }
+  }, 90_000);
 });
 
 describe("the execution role's policy covers every learner's suffix", () => {
