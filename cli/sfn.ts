@@ -42,7 +42,12 @@ interface StartFlags {
 /** What Step Functions accepts as an execution name. */
 const EXECUTION_NAME = /^[^\s<>{}[\]?*"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]{1,80}$/u;
 const EXECUTION_ARN = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/;
-const DEFAULT_CONCURRENCY = 4;
+/**
+ * Executions of a class running at a time: CloudTrail's LookupEvents allows 2 calls a second per
+ * account and each lab makes ~14 within seconds on the simulator (bench/sfn-class.ts: 4 at a time
+ * lost a check to throttling); on AWS a shared account holds 5 trails anyway.
+ */
+const DEFAULT_CONCURRENCY = 2;
 
 export function registerSfn(program: Command, globals: () => GlobalOptions): void {
   const sfn = program
@@ -59,7 +64,7 @@ export function registerSfn(program: Command, globals: () => GlobalOptions): voi
     .option("--class <csv>", "one execution per learner of a roster (name, and suffix)")
     .option(
       "--concurrency <n>",
-      `with --class: executions running at a time (default ${DEFAULT_CONCURRENCY})`,
+      `with --class: executions running at a time (default ${DEFAULT_CONCURRENCY}; the class shares the account's 2 LookupEvents/s)`,
     )
     .option("--name-prefix <prefix>", "the state machines' prefix, as deployed (default kmslab)")
     .action(async (flags: StartFlags) => {
@@ -393,6 +398,10 @@ async function startClass(
   } catch (err) {
     throw startFailure(err, machineArn.split(":").pop()!, o.target);
   }
+  if (o.target.kind !== "sim" && items.length > 5)
+    process.stderr.write(
+      "kmslab: note: AWS allows 5 trails per Region in an account: in one account, the learners past the fifth trail fail at trail-to-bucket\n",
+    );
   const started = Date.now();
   if (!g.json)
     process.stderr.write(

@@ -135,17 +135,7 @@ describe("kmslab deploy, sfn start, sfn status on the embedded simulator", () =>
   it("sfn start --class runs one execution per learner, each with its suffix, and all succeed", async () => {
     const roster = join(work, "learners.csv");
     writeFileSync(roster, "name,suffix\nAnn Émile,\nBob,\nCarol,-carol\n");
-    const res = await cli(
-      "--json",
-      "sfn",
-      "start",
-      "--class",
-      roster,
-      "--input",
-      input,
-      "--concurrency",
-      "3",
-    );
+    const res = await cli("--json", "sfn", "start", "--class", roster, "--input", input);
     expect(res.code, res.stderr).toBe(0);
     const out = JSON.parse(res.stdout) as {
       total: number;
