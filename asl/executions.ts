@@ -232,14 +232,15 @@ export async function readHistory(
   known: readonly HistoryEvent[] = [],
 ): Promise<HistoryEvent[]> {
   const last = known.at(-1)?.id ?? 0;
-  const fresh: HistoryEvent[] = [];
+  const fresh = new Map<number, HistoryEvent>();
   let nextToken: string | undefined;
   for (;;) {
     const page = await sfn.send(
       new GetExecutionHistoryCommand({
         executionArn,
         reverseOrder: true,
-        maxResults: 1000,
+        // Following: usually a few events are new.
+        maxResults: last > 0 ? 100 : 1000,
         ...(nextToken ? { nextToken } : {}),
       }),
     );
@@ -249,12 +250,13 @@ export async function readHistory(
         reached = true;
         break;
       }
-      fresh.push(e);
+      // Events that arrive between two pages shift the pages: an event may come twice.
+      fresh.set(e.id ?? 0, e);
     }
     nextToken = page.nextToken;
     if (reached || !nextToken) break;
   }
-  return [...known, ...fresh.reverse()];
+  return [...known, ...[...fresh.values()].sort((a, b) => (a.id ?? 0) - (b.id ?? 0))];
 }
 
 /** What is known of an execution: its description and its history so far. */

@@ -1,10 +1,11 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { CreateRoleCommand, IAMClient, PutRolePolicyCommand } from "@aws-sdk/client-iam";
 import { DescribeKeyCommand, KMSClient, ListKeysCommand } from "@aws-sdk/client-kms";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { ListStateMachinesCommand, SFNClient } from "@aws-sdk/client-sfn";
 import { describe, expect, it } from "vitest";
-import { anySuffix } from "../asl/deploy.js";
+import { anySuffix, STATES_TRUST_POLICY } from "../asl/deploy.js";
 import { exportLab, exportTeardown } from "../asl/export.js";
 import { executionRolePolicy } from "../asl/iam.js";
 import { evaluatePolicy, parsePolicy } from "../sim/policy/index.js";
@@ -195,6 +196,46 @@ describe("a stage that cannot run, and a simulator served by kmslab sim serve", 
     const text = await cli("sfn", "status", view.executionArn);
     expect(text.code).toBe(1);
     expect(text.stdout).toMatch(/sse-kms-upload .* blocked/);
+  }, 90_000);
+
+  it("deploy --role-arn uses the given role; a teardown whose deletion is denied fails, naming the stage", async () => {
+    const { simData, input, cli } = workspace("kmslab-sfn-role-");
+    // A role that trusts Step Functions, with the deployed policy but for s3:DeleteBucket.
+    const roleArn = await withSim(simData, async (sim) => {
+      const account = sim.account.accountId;
+      const definitions = [(await exportLab()).definition, (await exportTeardown()).definition];
+      const policy = executionRolePolicy(definitions, anySuffix(resolveParams(parseParams({}), account)));
+      for (const st of policy.Statement) st.Action = st.Action.filter((a) => a !== "s3:DeleteBucket");
+      const iam = new IAMClient(sim.clientConfig());
+      const role = await iam.send(
+        new CreateRoleCommand({
+          RoleName: "my-states-role",
+          AssumeRolePolicyDocument: JSON.stringify(STATES_TRUST_POLICY),
+        }),
+      );
+      await iam.send(
+        new PutRolePolicyCommand({
+          RoleName: "my-states-role",
+          PolicyName: "lab",
+          PolicyDocument: JSON.stringify(policy),
+        }),
+      );
+      iam.destroy();
+      return role.Role!.Arn!;
+    });
+    const deployed = await cli("--json", "deploy", "--role-arn", roleArn);
+    expect(deployed.code, deployed.stderr).toBe(0);
+    expect(JSON.parse(deployed.stdout).role).toEqual({ arn: roleArn, action: "given" });
+    expect((await cli("sfn", "start", "--input", input)).code).toBe(0);
+    const down = await cli("--json", "sfn", "start", "--teardown", "--input", input);
+    expect(down.code).toBe(1);
+    const view = JSON.parse(down.stdout) as View & { error: string };
+    expect(view).toMatchObject({ kind: "teardown", status: "FAILED", error: "kmslab.TeardownIncomplete" });
+    const stage = (id: string) => view.stages.find((s) => s.id === id)!;
+    // The log bucket is trail-to-bucket's, the data bucket sse-kms-upload's: both deletions denied.
+    for (const id of ["trail-to-bucket", "sse-kms-upload"])
+      expect(stage(id)).toMatchObject({ status: "failed", reason: expect.stringMatching(/AccessDenied/) });
+    expect(stage("create-key").status).toBe("passed");
   }, 90_000);
 
   it("with kmslab sim serve holding the account, --no-wait returns the ARN and sfn status --watch follows it there", async () => {
