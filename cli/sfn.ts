@@ -109,6 +109,8 @@ async function startCommand(g: GlobalOptions, flags: StartFlags): Promise<number
     throw new CliError(`--concurrency must be a whole number from 1 to 100, not "${flags.concurrency}"`);
   if (flags.input) parseParams(readConfig(flags.input));
   const roster = flags.class ? readRoster(flags.class) : undefined;
+  // Each learner's parameters and execution name, checked now (the simulator's waits come later).
+  if (roster) classItems(roster, flags.input ? readConfig(flags.input) : {}, flags.name);
 
   const target = await openTarget(g, "kmslab sfn start");
   const clients = new Clients(target.base);
@@ -118,7 +120,12 @@ async function startCommand(g: GlobalOptions, flags: StartFlags): Promise<number
       string,
       unknown
     >;
-    const items = roster ? classItems(roster, input, flags.name, target) : undefined;
+    const items = roster ? classItems(roster, input, flags.name) : undefined;
+    for (const l of roster ?? [])
+      if (l.region && l.region !== target.region)
+        throw new CliError(
+          `line ${l.line}: ${l.name}'s region ${l.region} is not the state machines' (${target.region}); pass --region ${l.region} to run that Region's learners`,
+        );
     const account = await callerAccount(clients, target);
     const machine = machineNames(prefix)[flags.teardown ? "teardown" : "lab"];
     const machineArn = `arn:aws:states:${target.region}:${account}:stateMachine:${machine}`;
@@ -359,16 +366,11 @@ function classItems(
   roster: Learner[],
   input: Record<string, unknown>,
   name: string | undefined,
-  target: Target,
 ): ClassItem[] {
   const tag = name ?? new Date().toISOString().replace(/[-:]|\.\d+/g, "");
   const names = new Set<string>();
   const suffixes = new Set<string>(roster.flatMap((l) => (l.suffix ? [l.suffix.replace(/^-/, "")] : [])));
   return roster.map((l) => {
-    if (l.region && l.region !== target.region)
-      throw new CliError(
-        `line ${l.line}: ${l.name}'s region ${l.region} is not the state machines' (${target.region}); pass --region ${l.region} to run that Region's learners`,
-      );
     const suffix = l.suffix ?? suffixFor(l.name, suffixes);
     const learnerInput = { ...input, suffix };
     try {

@@ -301,7 +301,9 @@ describe("bad usage is refused with exit 2 and nothing written", () => {
   const roster = join(work, "profiles.csv");
   writeFileSync(notJson, "{ nope");
   writeFileSync(unknown, JSON.stringify({ pollSeconds: 1, colour: "blue" }));
+  const badSuffix = join(work, "suffix.csv");
   writeFileSync(roster, "name,profile\nAnn,ann\n");
+  writeFileSync(badSuffix, "name,suffix\nAnn,-ann\nBob,-Not Lower\n");
 
   it.each([
     [["deploy", "--role-arn", "not-an-arn"], /--role-arn must be an IAM role ARN/],
@@ -316,6 +318,7 @@ describe("bad usage is refused with exit 2 and nothing written", () => {
     [["sfn", "start", "--concurrency", "2"], /--concurrency goes with --class/],
     [["sfn", "start", "--class", roster], /profile and endpoint are for grade --class/],
     [["sfn", "start", "--class", join(work, "none.csv")], /cannot read the roster/],
+    [["sfn", "start", "--class", badSuffix], /line 3: Bob: invalid lab parameters: suffix/],
     [["sfn", "start", "--class", roster, "--concurrency", "0"], /--concurrency must be/],
     [["sfn", "status", "not-an-arn"], /is not an execution ARN/],
     [["sfn", "status"], /missing required argument/],
