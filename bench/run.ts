@@ -10,6 +10,7 @@ const benches = [
   "./asl.ts",
   "./teardown.ts",
   "./grade.ts",
+  "./sfn-class.ts",
 ];
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 let failed = false;
