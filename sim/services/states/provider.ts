@@ -470,7 +470,11 @@ export class StatesService implements ServiceProvider {
       host: this.host!,
       account: this.account,
       signal: stop.signal,
-      event: (type, details) => this.event(record, type, details),
+      // An execution stopped (StopExecution, the simulator closing) already has its closing event:
+      // what its interpreter says while winding down (WaitStateAborted...) would come after it.
+      event: (type, details) => {
+        if (record.status === "RUNNING") this.event(record, type, details);
+      },
       finish: (outcome) => this.finish(record, outcome),
     })
       .catch((err: Error) => {
