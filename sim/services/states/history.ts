@@ -30,7 +30,12 @@ export class HistoryStore {
   }
 
   /** Appends one event, numbered after the last; returns it. */
-  append(executionArn: string, type: string, timestamp: Date, details: Record<string, unknown>): HistoryEvent {
+  append(
+    executionArn: string,
+    type: string,
+    timestamp: Date,
+    details: Record<string, unknown>,
+  ): HistoryEvent {
     const events = this.read(executionArn);
     const id = events.length + 1;
     const event: HistoryEvent = { timestamp, type, id, previousEventId: id - 1, ...details };

@@ -310,7 +310,10 @@ export class StatesService implements ServiceProvider {
     try {
       JSON.parse(text);
     } catch (err) {
-      throw new ServiceError("InvalidExecutionInput", `Invalid State Machine Execution Input: '${(err as Error).message}'`);
+      throw new ServiceError(
+        "InvalidExecutionInput",
+        `Invalid State Machine Execution Input: '${(err as Error).message}'`,
+      );
     }
     const arn = `arn:aws:states:${m.region}:${ctx.accountId}:execution:${m.name}:${name}`;
     const existing = this.state.executions[arn];
@@ -321,7 +324,11 @@ export class StatesService implements ServiceProvider {
       throw new ServiceError("ExecutionAlreadyExists", `Execution Already Exists: '${arn}'`);
     }
     if (!this.host)
-      throw new ServiceError("ServiceUnavailable", "This simulated account is not being served: no execution can run.", 500);
+      throw new ServiceError(
+        "ServiceUnavailable",
+        "This simulated account is not being served: no execution can run.",
+        500,
+      );
     const record: ExecutionRecord = {
       arn,
       name,
@@ -391,17 +398,21 @@ export class StatesService implements ServiceProvider {
 
   // https://docs.aws.amazon.com/step-functions/latest/apireference/API_ListExecutions.html
   ListExecutions(input: Record<string, unknown>, ctx: CallContext) {
-    const req = validate<{ stateMachineArn?: string; statusFilter?: string; maxResults?: number; nextToken?: string }>(
-      input,
-      {
-        stateMachineArn: str({ min: 1, max: 256 }),
-        statusFilter: str({ enum: ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"] }),
-        maxResults: int({ min: 0, max: 1000 }),
-        nextToken: str({ min: 1, max: 3096 }),
-        mapRunArn: str({ min: 1, max: 2000 }),
-        redriveFilter: str({ enum: ["REDRIVEN", "NOT_REDRIVEN"] }),
-      },
-    );
+    const req = validate<{
+      stateMachineArn?: string;
+      statusFilter?: string;
+      maxResults?: number;
+      nextToken?: string;
+    }>(input, {
+      stateMachineArn: str({ min: 1, max: 256 }),
+      statusFilter: str({
+        enum: ["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE"],
+      }),
+      maxResults: int({ min: 0, max: 1000 }),
+      nextToken: str({ min: 1, max: 3096 }),
+      mapRunArn: str({ min: 1, max: 2000 }),
+      redriveFilter: str({ enum: ["REDRIVEN", "NOT_REDRIVEN"] }),
+    });
     if (req.stateMachineArn === undefined)
       throw new ServiceError("ValidationException", "Must provide a StateMachine ARN or MapRun ARN");
     const m = this.machine(req.stateMachineArn, ctx, "states:ListExecutions");
@@ -459,7 +470,11 @@ export class StatesService implements ServiceProvider {
       host: this.host!,
       account: this.account,
       signal: stop.signal,
-      event: (type, details) => this.event(record, type, details),
+      // An execution stopped (StopExecution, the simulator closing) already has its closing event:
+      // what its interpreter says while winding down (WaitStateAborted...) would come after it.
+      event: (type, details) => {
+        if (record.status === "RUNNING") this.event(record, type, details);
+      },
       finish: (outcome) => this.finish(record, outcome),
     })
       .catch((err: Error) => {
@@ -518,8 +533,7 @@ export class StatesService implements ServiceProvider {
   /** A state machine being deleted goes once none of its executions runs. */
   private collect(m: MachineRecord): void {
     if (m.status !== "DELETING") return;
-    for (const arn of this.running.keys())
-      if (this.state.executions[arn]?.stateMachineArn === m.arn) return;
+    for (const arn of this.running.keys()) if (this.state.executions[arn]?.stateMachineArn === m.arn) return;
     delete this.state.machines[m.arn];
     this.account.changed();
   }
@@ -566,7 +580,10 @@ export class StatesService implements ServiceProvider {
    */
   private passRole(ctx: CallContext, roleArn: string): void {
     if (!/^arn:aws:iam::\d{12}:role\/.+/.test(roleArn))
-      throw new ServiceError("InvalidArn", `Invalid Arn: 'Resource type not valid in this context: ${roleArn}'`);
+      throw new ServiceError(
+        "InvalidArn",
+        `Invalid Arn: 'Resource type not valid in this context: ${roleArn}'`,
+      );
     this.allow(ctx, "iam:PassRole", roleArn);
     try {
       this.account.call(
@@ -625,7 +642,9 @@ function checkName(name: string, member: string): void {
 }
 
 /** Problems as ValidateStateMachineDefinition reports them: none for a definition AWS accepts. */
-export function definitionProblems(text: string): { severity: string; code: string; message: string; location?: string }[] {
+export function definitionProblems(
+  text: string,
+): { severity: string; code: string; message: string; location?: string }[] {
   let definition: unknown;
   try {
     definition = JSON.parse(text);
@@ -648,7 +667,9 @@ function checkDefinition(text: string): void {
     );
 }
 
-let validator: ((d: unknown) => { isValid: boolean; errors?: { "Error code": string; Message: string }[] }) | undefined;
+let validator:
+  | ((d: unknown) => { isValid: boolean; errors?: { "Error code": string; Message: string }[] })
+  | undefined;
 
 /** asl-validator's schema check (the one Step Functions' own resembles most of the offline ones). */
 function validateAsl(definition: unknown): string[] {

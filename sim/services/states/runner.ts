@@ -150,7 +150,9 @@ export function historyEvent(
 ): { type: string; details: Record<string, unknown> } {
   const task = () => {
     const m = /^arn:aws:states:::([\w-]+:[\w-]+):(\w+)$/.exec(e.resource ?? "");
-    return m ? { resourceType: m[1]!, resource: m[2]! } : { resourceType: "unknown", resource: e.resource ?? "" };
+    return m
+      ? { resourceType: m[1]!, resource: m[2]! }
+      : { resourceType: "unknown", resource: e.resource ?? "" };
   };
   const { type } = e;
   if (type.endsWith("StateEntered"))
@@ -164,7 +166,11 @@ export function historyEvent(
     return {
       type,
       details: {
-        stateExitedEventDetails: { name: e.name, output: json(e.output), outputDetails: { truncated: false } },
+        stateExitedEventDetails: {
+          name: e.name,
+          output: json(e.output),
+          outputDetails: { truncated: false },
+        },
       },
     };
   switch (type) {
@@ -186,7 +192,11 @@ export function historyEvent(
       return {
         type,
         details: {
-          taskSucceededEventDetails: { ...task(), output: json(e.output), outputDetails: { truncated: false } },
+          taskSucceededEventDetails: {
+            ...task(),
+            output: json(e.output),
+            outputDetails: { truncated: false },
+          },
         },
       };
     case "TaskFailed":
