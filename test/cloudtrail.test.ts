@@ -207,6 +207,30 @@ describe("CloudTrail's own API", () => {
     });
   });
 
+  it("authorises ListTags on each trail's ARN, as the Service Authorization Reference scopes it", async () => {
+    const env = setup();
+    await loggingTrail(env);
+    const arn = `arn:aws:cloudtrail:us-east-1:${env.acct}:trail/ct-trail`;
+    const tagger = await user(env, "tagger", {
+      Effect: "Allow",
+      Action: "cloudtrail:ListTags",
+      Resource: arn,
+    });
+    const listed = await env
+      .client(CloudTrailClient, tagger)
+      .send(new ListTagsCommand({ ResourceIdList: [arn] }));
+    expect(listed.ResourceTagList?.[0]?.ResourceId).toBe(arn);
+    const other = await user(env, "other", {
+      Effect: "Allow",
+      Action: "cloudtrail:ListTags",
+      Resource: `arn:aws:cloudtrail:us-east-1:${env.acct}:trail/another`,
+    });
+    const denied = await failure(
+      env.client(CloudTrailClient, other).send(new ListTagsCommand({ ResourceIdList: [arn] })),
+    );
+    expect(denied.message).toContain(`cloudtrail:ListTags on resource: ${arn}`);
+  });
+
   it("takes a trail's name or its ARN, and names unknown trails in AWS's words", async () => {
     const env = setup();
     const arn = await loggingTrail(env);

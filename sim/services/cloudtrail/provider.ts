@@ -427,10 +427,11 @@ export class CloudTrailService implements ServiceProvider {
     const req = validate<{ ResourceIdList: string[] }>(input, {
       ResourceIdList: list(str(), { required: true, max: 20 }),
     });
-    this.authorizeCall(ctx, "cloudtrail:ListTags", "*");
+    // Authorised per trail (the Service Authorization Reference gives ListTags the trail resource).
     return {
       ResourceTagList: req.ResourceIdList.map((id) => {
         const trail = this.findTrail(ctx, id);
+        this.authorizeCall(ctx, "cloudtrail:ListTags", trail.arn);
         return { ResourceId: trail.arn, TagsList: trail.tags };
       }),
     };
