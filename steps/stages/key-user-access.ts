@@ -70,14 +70,15 @@ const lookupSequence: CallStep[] = [
     "cloudtrail",
     "LookupEvents",
     {
-      LookupAttributes: [{ AttributeKey: "EventName", AttributeValue: "PutKeyPolicy" }],
+      LookupAttributes: [{ AttributeKey: "ResourceName", AttributeValue: x("$key.Arn") }],
       MaxResults: 50,
     },
     {
+      when: `$type($key) = "object"`,
       ephemeral: true,
       assign: {
         puts: x(
-          `[$states.result.Events.$parse(CloudTrailEvent)[$key.Arn in resources.ARN and $not($exists(errorCode))]]`,
+          `[$states.result.Events.$parse(CloudTrailEvent)[eventName = "PutKeyPolicy" and $key.Arn in resources.ARN and $not($exists(errorCode))]]`,
         ),
       },
     },
@@ -88,14 +89,15 @@ const lookupSequence: CallStep[] = [
     "cloudtrail",
     "LookupEvents",
     {
-      LookupAttributes: [{ AttributeKey: "EventName", AttributeValue: "Decrypt" }],
+      LookupAttributes: [{ AttributeKey: "ResourceName", AttributeValue: x("$key.Arn") }],
       MaxResults: 50,
     },
     {
+      when: `$type($key) = "object"`,
       ephemeral: true,
       assign: {
         denials: x(
-          `[$states.result.Events.$parse(CloudTrailEvent)[$exists(errorCode) and userIdentity.sessionContext.sessionIssuer.arn = ${ROLE_ARN}]]`,
+          `[$states.result.Events.$parse(CloudTrailEvent)[eventName = "Decrypt" and $exists(errorCode) and userIdentity.sessionContext.sessionIssuer.arn = ${ROLE_ARN}]]`,
         ),
       },
     },

@@ -13,8 +13,8 @@ import { describeKeyByAlias, UPLOAD } from "./sse-kms-upload.js";
 const ID = "trail-key-usage";
 
 /** JSONata: the events of one name whose encryption context names the lab's object. */
-const forObject = (source: string) =>
-  `[${source}[requestParameters.encryptionContext."aws:s3:arn" = ${OBJECT_ARN} and $not($exists(errorCode))]]`;
+const forObject = (source: string, eventName?: string) =>
+  `[${source}[${eventName ? `eventName = "${eventName}" and ` : ""}requestParameters.encryptionContext."aws:s3:arn" = ${OBJECT_ARN} and $not($exists(errorCode))]]`;
 
 const lookup = (eventName: "GenerateDataKey" | "Decrypt", variable: string): CallStep =>
   call(
@@ -23,12 +23,15 @@ const lookup = (eventName: "GenerateDataKey" | "Decrypt", variable: string): Cal
     "cloudtrail",
     "LookupEvents",
     {
-      LookupAttributes: [{ AttributeKey: "EventName", AttributeValue: eventName }],
+      // By the key, not the event name: learners sharing an account each find their own key's use
+      // among its newest events, not crowded out by everyone's.
+      LookupAttributes: [{ AttributeKey: "ResourceName", AttributeValue: x("$key.Arn") }],
       MaxResults: 50,
     },
     {
+      when: `$type($key) = "object"`,
       ephemeral: true,
-      assign: { [variable]: x(forObject("$states.result.Events.$parse(CloudTrailEvent)")) },
+      assign: { [variable]: x(forObject("$states.result.Events.$parse(CloudTrailEvent)", eventName)) },
     },
   );
 
