@@ -1,5 +1,5 @@
 import { TRANSIENT_CODES } from "../machines/aws.js";
-import { TRANSIENT_RETRY } from "../machines/runner.js";
+import { retryPolicyFor } from "../machines/runner.js";
 import { call, ROLE_ARN, x } from "../steps/build.js";
 import type { CallStep, Check, PollStep, ProbeStep, RequireStep, StageDef, Step } from "../steps/dsl.js";
 import { evaluate } from "../steps/expr.js";
@@ -118,13 +118,14 @@ const varName = (id: string) => id.replace(/[^A-Za-z0-9]+(.)/g, (_, c: string) =
 function transientRetrier(step: CallStep): Retrier[] {
   const errors = transientErrorNames(step.service, TRANSIENT_CODES);
   if (errors.length === 0) return [];
+  const policy = retryPolicyFor(step.service, step.action);
   return [
     {
       ErrorEquals: [...new Set(errors)],
-      IntervalSeconds: Math.max(1, Math.round(TRANSIENT_RETRY.baseMs / 1000)),
+      IntervalSeconds: Math.max(1, Math.round(policy.baseMs / 1000)),
       BackoffRate: 2,
-      MaxAttempts: TRANSIENT_RETRY.maxAttempts - 1,
-      MaxDelaySeconds: Math.round(TRANSIENT_RETRY.maxDelayMs / 1000),
+      MaxAttempts: policy.maxAttempts - 1,
+      MaxDelaySeconds: Math.round(policy.maxDelayMs / 1000),
       JitterStrategy: "FULL",
     },
   ];

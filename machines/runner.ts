@@ -83,6 +83,17 @@ export interface RetryPolicy {
 /** Throttling and 5xx: exponential backoff with full jitter (ASL: the same Retry, JitterStrategy FULL). */
 export const TRANSIENT_RETRY: RetryPolicy = { maxAttempts: 8, baseMs: 200, maxDelayMs: 10_000 };
 
+/**
+ * CloudTrail's LookupEvents: 2 a second per account and Region, shared by everyone in it (a class
+ * running the lab in one account): throttling is expected there, so more and longer retries.
+ */
+export const LOOKUP_RETRY: RetryPolicy = { maxAttempts: 16, baseMs: 1000, maxDelayMs: 20_000 };
+
+/** The retry policy of an action, the same in both engines (the ASL export's Retry follows it). */
+export function retryPolicyFor(service: string, action: string, base: RetryPolicy = TRANSIENT_RETRY): RetryPolicy {
+  return service === "cloudtrail" && action === "LookupEvents" ? LOOKUP_RETRY : base;
+}
+
 /** How long to wait before retry `attempt` (1, 2, ...): exponential, capped, full jitter. */
 export function backoffDelay(policy: RetryPolicy, attempt: number): number {
   const cap = Math.min(policy.maxDelayMs, policy.baseMs * 2 ** (attempt - 1));
@@ -316,6 +327,7 @@ export class StageRunner {
           return this.clients.call(step.service, step.action, input, credentials ? { credentials } : {});
         },
         notYet,
+        retryPolicyFor(step.service, step.action, this.retryPolicy),
       );
     const first = await page(args);
     if (!step.pages) return first;
@@ -336,14 +348,15 @@ export class StageRunner {
     stepId: string,
     fn: () => Promise<T>,
     notYet: (err: AwsError) => boolean = () => false,
+    policy: RetryPolicy = this.retryPolicy,
   ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await fn();
       } catch (err) {
         if (!(err instanceof AwsError)) throw err;
-        if (!notYet(err) && !(err.transient && attempt < this.retryPolicy.maxAttempts)) throw err;
-        const delayMs = backoffDelay(this.retryPolicy, attempt);
+        if (!notYet(err) && !(err.transient && attempt < policy.maxAttempts)) throw err;
+        const delayMs = backoffDelay(policy, attempt);
         this.hooks.progress?.({
           kind: "retry",
           stageId: this.stageId,

@@ -63,10 +63,11 @@ const readKeyPolicy = call(
   },
 );
 
+/** One LookupEvents by the key's ARN: its PutKeyPolicy events and the key user's denied Decrypt. */
 const lookupSequence: CallStep[] = [
   call(
-    "lookupPuts",
-    "look up PutKeyPolicy events",
+    "lookupSequence",
+    "look up the key's PutKeyPolicy and denied Decrypt events",
     "cloudtrail",
     "LookupEvents",
     {
@@ -80,22 +81,6 @@ const lookupSequence: CallStep[] = [
         puts: x(
           `[$states.result.Events.$parse(CloudTrailEvent)[eventName = "PutKeyPolicy" and $key.Arn in resources.ARN and $not($exists(errorCode))]]`,
         ),
-      },
-    },
-  ),
-  call(
-    "lookupDenials",
-    "look up the key user's Decrypt events",
-    "cloudtrail",
-    "LookupEvents",
-    {
-      LookupAttributes: [{ AttributeKey: "ResourceName", AttributeValue: x("$key.Arn") }],
-      MaxResults: 50,
-    },
-    {
-      when: `$type($key) = "object"`,
-      ephemeral: true,
-      assign: {
         denials: x(
           `[$states.result.Events.$parse(CloudTrailEvent)[eventName = "Decrypt" and $exists(errorCode) and userIdentity.sessionContext.sessionIssuer.arn = ${ROLE_ARN}]]`,
         ),

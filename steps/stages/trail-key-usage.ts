@@ -16,24 +16,30 @@ const ID = "trail-key-usage";
 const forObject = (source: string, eventName?: string) =>
   `[${source}[${eventName ? `eventName = "${eventName}" and ` : ""}requestParameters.encryptionContext."aws:s3:arn" = ${OBJECT_ARN} and $not($exists(errorCode))]]`;
 
-const lookup = (eventName: "GenerateDataKey" | "Decrypt", variable: string): CallStep =>
-  call(
-    `lookup${eventName}`,
-    `look up ${eventName} events`,
-    "cloudtrail",
-    "LookupEvents",
-    {
-      // By the key, not the event name: learners sharing an account each find their own key's use
-      // among its newest events, not crowded out by everyone's.
-      LookupAttributes: [{ AttributeKey: "ResourceName", AttributeValue: x("$key.Arn") }],
-      MaxResults: 50,
+/**
+ * One LookupEvents by the key's ARN for both the upload's and the download's use of it — by the
+ * key, not the event name, so learners sharing an account each find their own key's use among its
+ * newest events instead of being crowded out by everyone's, with half the lookups (CloudTrail allows
+ * an account 2 a second).
+ */
+const lookupKeyUse: CallStep = call(
+  "lookupKeyUse",
+  "look up the key's GenerateDataKey and Decrypt events",
+  "cloudtrail",
+  "LookupEvents",
+  {
+    LookupAttributes: [{ AttributeKey: "ResourceName", AttributeValue: x("$key.Arn") }],
+    MaxResults: 50,
+  },
+  {
+    when: `$type($key) = "object"`,
+    ephemeral: true,
+    assign: {
+      generated: x(forObject("$states.result.Events.$parse(CloudTrailEvent)", "GenerateDataKey")),
+      decrypted: x(forObject("$states.result.Events.$parse(CloudTrailEvent)", "Decrypt")),
     },
-    {
-      when: `$type($key) = "object"`,
-      ephemeral: true,
-      assign: { [variable]: x(forObject("$states.result.Events.$parse(CloudTrailEvent)", eventName)) },
-    },
-  );
+  },
+);
 
 /**
  * The verification's read of CloudTrail: every event on the lab's key (LookupEvents by the key's
@@ -153,7 +159,7 @@ export const trailKeyUsage: StageDef = {
     poll(
       "events",
       "wait until LookupEvents shows the upload's and the download's use of the key",
-      [lookup("GenerateDataKey", "generated"), lookup("Decrypt", "decrypted")],
+      [lookupKeyUse],
       {
         until: "$count($generated) > 0 and $count($decrypted) > 0",
         intervalSeconds: "$params.pollSeconds",
