@@ -22,11 +22,11 @@ const { Simulator, PROFILES } = (await import(bundle)) as typeof SimLibrary;
  * assertion on time.
  *
  * The account's CloudTrail allows 2 LookupEvents a second (AWS's limit, shared by the whole class:
- * each lab looks up about 14 times), so the class's wall time has a floor of learners × 14 / 2
- * seconds; BENCH_SFN_LOOKUPS=0 lifts the limit to see the executions' own cost.
+ * each lab's lookups that get through, ~5, are a floor of learners × 5 / 2 seconds, and throttled ones
+ * back off); BENCH_SFN_LOOKUPS=0 lifts the limit to see the executions' own cost.
  */
 const LEARNERS = Number(process.env.BENCH_SFN_LEARNERS ?? 50);
-const CONCURRENCY = Number(process.env.BENCH_SFN_CONCURRENCY ?? 2);
+const CONCURRENCY = Number(process.env.BENCH_SFN_CONCURRENCY ?? 10);
 const LOOKUPS = Number(process.env.BENCH_SFN_LOOKUPS ?? 2);
 const FAST = { pollSeconds: 1, trailWaitSeconds: 120, propagationWaitSeconds: 30 };
 const REGION = "us-east-1";
