@@ -7,6 +7,7 @@ import { executionRolePolicy } from "../asl/iam.js";
 import { allStates, execute, StatesError, virtualClock } from "../asl/interpreter.js";
 import { labMermaid } from "../asl/mermaid.js";
 import type { Definition, State } from "../asl/types.js";
+import { LOOKUP_RETRY } from "../machines/runner.js";
 import { STAGES } from "../steps/registry.js";
 import { runCli, tempDir } from "./helpers/cli.js";
 
@@ -102,8 +103,16 @@ describe("the exported definitions", () => {
     expect(state(lab.definition, "sse-kms-upload.run.upload").Retry![0]!.ErrorEquals).toContain(
       "S3.SlowDownException",
     );
-    const lookup = state(lab.definition, "trail-key-usage.run.lookupDecrypt");
-    expect(lookup.Retry![0]!.ErrorEquals).toEqual(["CloudTrail.ThrottlingException"]);
+    // LookupEvents (2 a second, shared by the account) retries throttling longer, as the engine does.
+    const lookup = state(lab.definition, "trail-key-usage.run.lookupKeyUse");
+    expect(lookup.Retry![0]).toMatchObject({
+      ErrorEquals: ["CloudTrail.ThrottlingException"],
+      MaxAttempts: LOOKUP_RETRY.maxAttempts - 1,
+      MaxDelaySeconds: LOOKUP_RETRY.maxDelayMs / 1000,
+    });
+    expect(lookup.Arguments).toMatchObject({
+      LookupAttributes: [{ AttributeKey: "ResourceName", AttributeValue: "{% $key.Arn %}" }],
+    });
   });
 
   it("catches into the stage's compensation: completed effects undone newest first, then a Fail naming the stage", () => {
