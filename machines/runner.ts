@@ -90,7 +90,11 @@ export const TRANSIENT_RETRY: RetryPolicy = { maxAttempts: 8, baseMs: 200, maxDe
 export const LOOKUP_RETRY: RetryPolicy = { maxAttempts: 16, baseMs: 1000, maxDelayMs: 20_000 };
 
 /** The retry policy of an action, the same in both engines (the ASL export's Retry follows it). */
-export function retryPolicyFor(service: string, action: string, base: RetryPolicy = TRANSIENT_RETRY): RetryPolicy {
+export function retryPolicyFor(
+  service: string,
+  action: string,
+  base: RetryPolicy = TRANSIENT_RETRY,
+): RetryPolicy {
   return service === "cloudtrail" && action === "LookupEvents" ? LOOKUP_RETRY : base;
 }
 
