@@ -1,9 +1,10 @@
-import { createRequire } from "node:module";
 import type { Service } from "../steps/dsl.js";
 import { checkExpression, expressionsIn, isExpression } from "../steps/expr.js";
 import { allStates } from "./interpreter.js";
 import { hasOperation, pascal, unknownMembers } from "./sdk.js";
 import type { Branchlike, Definition, State } from "./types.js";
+
+export { aslValidatorProblems } from "./validator.js";
 
 /**
  * Checks of an exported definition. `structuralProblems` is kmslab's own: in every branch each
@@ -97,21 +98,4 @@ function task(name: string, state: State, at: (n: string) => string, problems: s
   }
   for (const member of unknownMembers(service as Service, pascal(action!), args))
     problems.push(`${at(name)}: ${member} is not a member of ${pascal(action!)}'s input`);
-}
-
-const require = createRequire(import.meta.url);
-type Validator = (definition: unknown) => {
-  isValid: boolean;
-  errors?: { "Error code": string; Message: string }[];
-};
-let validator: Validator | undefined;
-
-/**
- * asl-validator's verdict. It changes the object it is given, so it gets a copy; a call costs
- * ~80 ms for a small definition and 0.4–0.9 s for the lab's (bench/asl.ts), so callers validate once.
- */
-export function aslValidatorProblems(definition: Definition): string[] {
-  validator ??= require("asl-validator") as Validator;
-  const result = validator(structuredClone(definition));
-  return result.isValid ? [] : (result.errors ?? []).map((e) => `${e["Error code"]}: ${e.Message}`);
 }

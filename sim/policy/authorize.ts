@@ -76,3 +76,21 @@ export function authorize(input: AuthzInput): AuthzResult {
   if (direct || (viaAccount && identityAllows)) return { allowed: true };
   return { allowed: false, missing: viaAccount ? "identity" : "resource" };
 }
+
+/**
+ * Services with no resource policy on the call (IAM, CloudTrail's own API, Step Functions): the
+ * caller's identity policies alone decide, within the account. Returns AWS's denial message, or
+ * undefined when allowed; the service throws it with its own error code and status.
+ */
+export function identityDenial(
+  req: EvalRequest,
+  identityPolicies: Policy[],
+  accountId: string,
+): string | undefined {
+  const result = authorize({ req, identityPolicies, resourceAccountId: accountId, mode: "default" });
+  if (result.allowed) return undefined;
+  const why = result.explicitDeny
+    ? "with an explicit deny in an identity-based policy"
+    : `because no identity-based policy allows the ${req.action} action`;
+  return `User: ${req.principal.arn} is not authorized to perform: ${req.action} on resource: ${req.resource} ${why}`;
+}

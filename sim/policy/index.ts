@@ -3,7 +3,7 @@
  * policies, evaluation of one policy, and the authorisation decision combining them.
  */
 
-export { type AuthzInput, type AuthzResult, authorize } from "./authorize.js";
+export { type AuthzInput, type AuthzResult, authorize, identityDenial } from "./authorize.js";
 export {
   type ConditionBlock,
   type Policy,

@@ -11,7 +11,7 @@ import {
 } from "../../core/service.js";
 import type { Principal } from "../../core/types.js";
 import { bool, int, list, str, struct, timestamp, validate } from "../../core/validate.js";
-import { authorize } from "../../policy/index.js";
+import { identityDenial } from "../../policy/index.js";
 import { s3Allowed } from "../s3/access.js";
 import { EventStore, type LookupKey, RETENTION_MS, type StoredEvent } from "./events.js";
 import { GLOBAL_SOURCES, S3_DATA, slim, summarize, toTrailEvent, trailTime } from "./records.js";
@@ -674,20 +674,12 @@ export class CloudTrailService implements ServiceProvider {
 
   /** CloudTrail's own API is authorised by the caller's IAM policies. */
   private authorizeCall(ctx: CallContext, action: string, resource: string): void {
-    const result = authorize({
-      req: { principal: ctx.principal, action, resource, context: globalContextKeys(ctx) },
-      identityPolicies: this.account.iam.identityPolicies(ctx.principal),
-      resourceAccountId: this.account.accountId,
-      mode: "default",
-    });
-    if (result.allowed) return;
-    const why = result.explicitDeny
-      ? "with an explicit deny in an identity-based policy"
-      : "because no identity-based policy allows the " + action + " action";
-    throw new ServiceError(
-      "AccessDeniedException",
-      `User: ${ctx.principal.arn} is not authorized to perform: ${action} on resource: ${resource} ${why}`,
+    const denial = identityDenial(
+      { principal: ctx.principal, action, resource, context: globalContextKeys(ctx) },
+      this.account.iam.identityPolicies(ctx.principal),
+      this.account.accountId,
     );
+    if (denial) throw new ServiceError("AccessDeniedException", denial);
   }
 
   /** 2 LookupEvents per second per account and Region (aws-subset §3.4), on the account's clock. */

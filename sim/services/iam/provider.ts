@@ -3,7 +3,13 @@ import { ServiceError } from "../../core/errors.js";
 import { type CallContext, globalContextKeys, type ServiceProvider } from "../../core/service.js";
 import type { ContextKeys, Principal } from "../../core/types.js";
 import { bool, int, str, validate } from "../../core/validate.js";
-import { authorize, type Policy, PolicyError, parsePolicy, policyPrincipals } from "../../policy/index.js";
+import {
+  identityDenial,
+  type Policy,
+  PolicyError,
+  parsePolicy,
+  policyPrincipals,
+} from "../../policy/index.js";
 import {
   type AccessKeyRecord,
   AWS_MANAGED,
@@ -949,26 +955,12 @@ export class IamService implements ServiceProvider {
   /** Throws AWS's AccessDenied unless the caller's identity policies allow `iam:<op>` on `resource`. */
   private authorize(ctx: CallContext, op: string, resource: string, extra: ContextKeys = {}): void {
     const action = `iam:${op}`;
-    const result = authorize({
-      req: {
-        principal: ctx.principal,
-        action,
-        resource,
-        context: { ...globalContextKeys(ctx), ...extra },
-      },
-      identityPolicies: this.identityPolicies(ctx.principal),
-      resourceAccountId: this.account.accountId,
-      mode: "default",
-    });
-    if (result.allowed) return;
-    const why = result.explicitDeny
-      ? "with an explicit deny in an identity-based policy"
-      : `because no identity-based policy allows the ${action} action`;
-    throw new ServiceError(
-      "AccessDenied",
-      `User: ${ctx.principal.arn} is not authorized to perform: ${action} on resource: ${resource} ${why}`,
-      403,
+    const denial = identityDenial(
+      { principal: ctx.principal, action, resource, context: { ...globalContextKeys(ctx), ...extra } },
+      this.identityPolicies(ctx.principal),
+      this.account.accountId,
     );
+    if (denial) throw new ServiceError("AccessDenied", denial, 403);
   }
 
   /** Authorises `op` on the named role (its ARN, or the ARN it would have), then finds it. */

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { createRequire } from "node:module";
+import { aslValidatorProblems } from "../../../asl/validator.js";
 import type { Account } from "../../account.js";
 import { ServiceError } from "../../core/errors.js";
 import { uuid } from "../../core/random.js";
@@ -11,7 +11,7 @@ import {
 } from "../../core/service.js";
 import type { Principal } from "../../core/types.js";
 import { bool, int, list, str, struct, validate } from "../../core/validate.js";
-import { authorize } from "../../policy/index.js";
+import { identityDenial } from "../../policy/index.js";
 import { type HistoryEvent, HistoryStore } from "./history.js";
 import { type ExecutionHost, runExecution } from "./runner.js";
 
@@ -558,20 +558,12 @@ export class StatesService implements ServiceProvider {
 
   /** The caller's IAM policies must allow the action (Step Functions has no resource policies). */
   private allow(ctx: CallContext, action: string, resource: string): void {
-    const result = authorize({
-      req: { principal: ctx.principal, action, resource, context: globalContextKeys(ctx) },
-      identityPolicies: this.account.iam.identityPolicies(ctx.principal),
-      resourceAccountId: this.account.accountId,
-      mode: "default",
-    });
-    if (result.allowed) return;
-    const why = result.explicitDeny
-      ? "with an explicit deny in an identity-based policy"
-      : `because no identity-based policy allows the ${action} action`;
-    throw new ServiceError(
-      "AccessDeniedException",
-      `User: ${ctx.principal.arn} is not authorized to perform: ${action} on resource: ${resource} ${why}`,
+    const denial = identityDenial(
+      { principal: ctx.principal, action, resource, context: globalContextKeys(ctx) },
+      this.account.iam.identityPolicies(ctx.principal),
+      this.account.accountId,
     );
+    if (denial) throw new ServiceError("AccessDeniedException", denial);
   }
 
   /**
@@ -651,7 +643,7 @@ export function definitionProblems(
   } catch (err) {
     return [{ severity: "ERROR", code: "INVALID_JSON_DESCRIPTION", message: (err as Error).message }];
   }
-  return validateAsl(definition).map((message) => ({
+  return aslValidatorProblems(definition).map((message) => ({
     severity: "ERROR",
     code: "SCHEMA_VALIDATION_FAILED",
     message,
@@ -665,21 +657,6 @@ function checkDefinition(text: string): void {
       "InvalidDefinition",
       `Invalid State Machine Definition: '${problems.map((p) => `${p.code}: ${p.message}`).join(", ")}'`,
     );
-}
-
-let validator:
-  | ((d: unknown) => { isValid: boolean; errors?: { "Error code": string; Message: string }[] })
-  | undefined;
-
-/** asl-validator's schema check (the one Step Functions' own resembles most of the offline ones). */
-function validateAsl(definition: unknown): string[] {
-  validator ??= loadValidator();
-  const result = validator(structuredClone(definition));
-  return result.isValid ? [] : (result.errors ?? []).map((e) => `${e["Error code"]}: ${e.Message}`);
-}
-
-function loadValidator() {
-  return createRequire(import.meta.url)("asl-validator") as NonNullable<typeof validator>;
 }
 
 /** A page of a list, with an opaque token for the next. */
