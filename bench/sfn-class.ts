@@ -114,7 +114,8 @@ export async function run(): Promise<boolean> {
     console.log(
       `  peak memory: heap ${mb(peakHeap)}, RSS ${mb(peakRss)} sampled, process max RSS ${mb(process.resourceUsage().maxRSS * 1024)}`,
     );
-    return true;
+    // The issue's acceptance: every learner of the class succeeds (npm run bench fails otherwise).
+    return succeeded === LEARNERS;
   } finally {
     unobserve();
     sfn.destroy();
