@@ -177,18 +177,32 @@ export class Account {
     const info = provider.operations[operation];
     if (!info) throw new Error(`${provider.service} has no operation ${operation}`);
     const fn = (provider as unknown as Record<string, OperationFn>)[operation]!;
-    const base = { service: provider.service, eventSource: provider.eventSource, operation };
+    const record = (): CallRecord => ({
+      service: provider.service,
+      eventSource: provider.eventSource,
+      operation,
+      readOnly: info.readOnly,
+      input,
+      ctx,
+    });
     let output: unknown;
     try {
       output = fn.call(provider, input, ctx);
     } catch (err) {
-      if (this.listeners.length > 0 && (err as ServiceError).name === "ServiceError")
-        this.emit({ ...base, readOnly: info.readOnly, input, ctx, error: err as ServiceError });
+      if (this.listeners.length > 0 && (err as ServiceError).name === "ServiceError") {
+        const failed = record();
+        failed.error = err as ServiceError;
+        this.emit(failed);
+      }
       throw err;
     }
     if (output instanceof Promise) throw new Error(`${provider.service}.${operation} is asynchronous`);
     if (!info.readOnly) this.changed();
-    if (this.listeners.length > 0) this.emit({ ...base, readOnly: info.readOnly, input, output, ctx });
+    if (this.listeners.length > 0) {
+      const done = record();
+      done.output = output;
+      this.emit(done);
+    }
     return output as T;
   }
 

@@ -165,8 +165,9 @@ export class Simulator {
     return {
       handle: (request: SmithyRequest) => {
         const req = fromSmithy(request);
-        const res = req instanceof Promise ? req.then((r) => this.handle(r)) : this.handle(req);
-        return res.then((out) => ({ response: toSmithyResponse(out) }));
+        if (req instanceof Promise) return req.then((r) => this.respond(r)).then(toSmithyOutput);
+        const out = this.respond(req);
+        return out instanceof Promise ? out.then(toSmithyOutput) : Promise.resolve(toSmithyOutput(out));
       },
       updateHttpClientConfig(): void {},
       httpHandlerConfigs: () => ({}),
@@ -177,32 +178,42 @@ export class Simulator {
 
   /** One request in, one response out; never rejects. */
   handle(req: SimRequest): Promise<SimResponse> {
-    return this.answer(req).then((res) => {
-      // Saved before the client hears back: an answer it got is never lost to a crash.
-      this.save();
-      // AWS dates every answer, and SDKs correct their clock skew from it: the account's clock,
-      // not the host's, is the one a client must agree with.
-      res.headers.date = this.account.now().toUTCString();
-      // A HEAD answer has no body, errors included (S3: the SDK names HEAD errors from the status).
-      if (req.method === "HEAD" && res.body instanceof Uint8Array && res.body.length > 0)
-        res.body = new Uint8Array(0);
-      return res;
-    });
+    const out = this.respond(req);
+    return out instanceof Promise ? out : Promise.resolve(out);
   }
 
-  private answer(req: SimRequest): Promise<SimResponse> {
+  /** `handle`, answering at once when nothing had to wait (most calls): no promise to settle. */
+  private respond(req: SimRequest): SimResponse | Promise<SimResponse> {
+    const out = this.answer(req);
+    return out instanceof Promise ? out.then((res) => this.finish(req, res)) : this.finish(req, out);
+  }
+
+  private finish(req: SimRequest, res: SimResponse): SimResponse {
+    // Saved before the client hears back: an answer it got is never lost to a crash.
+    this.save();
+    // AWS dates every answer, and SDKs correct their clock skew from it: the account's clock,
+    // not the host's, is the one a client must agree with.
+    res.headers.date = this.account.now().toUTCString();
+    // A HEAD answer has no body, errors included (S3: the SDK names HEAD errors from the status).
+    if (req.method === "HEAD" && res.body instanceof Uint8Array && res.body.length > 0)
+      res.body = new Uint8Array(0);
+    return res;
+  }
+
+  /** The answer, or a promise of it when a fault delays it or the operation is asynchronous. */
+  private answer(req: SimRequest): SimResponse | Promise<SimResponse> {
     const requestId = ids.requestId();
     this.stats.requests++;
     this.account.tick();
     const provider = this.route(req);
     if (!provider) {
-      return Promise.resolve({
+      return {
         status: 400,
         headers: { "content-type": "application/xml", "x-amz-request-id": requestId },
         body: new TextEncoder().encode(
           `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidRequest</Code><Message>The simulator serves KMS, CloudTrail, S3, IAM, STS and Step Functions here; this request's X-Amz-Target names none of them.</Message><RequestId>${requestId}</RequestId></Error>`,
         ),
-      });
+      };
     }
     const codec = provider.codec ?? CODECS[provider.protocol]!;
     const fail = (err: unknown): SimResponse => {
@@ -212,9 +223,9 @@ export class Simulator {
     };
     try {
       const out = this.dispatch(req, provider, codec, requestId);
-      return out instanceof Promise ? out.catch(fail) : Promise.resolve(out);
+      return out instanceof Promise ? out.catch(fail) : out;
     } catch (err) {
-      return Promise.resolve(fail(err));
+      return fail(err);
     }
   }
 
@@ -265,7 +276,7 @@ export class Simulator {
     if (fault !== "none") throw injectedError(call, fault);
     const fn = (call.provider as unknown as Record<string, OperationFn>)[call.operation]!;
     const failed = (err: unknown): never => {
-      if (err instanceof ServiceError) this.emit({ ...call, error: err });
+      if (err instanceof ServiceError) this.emit(call, undefined, err);
       throw err;
     };
     let output: unknown;
@@ -280,14 +291,24 @@ export class Simulator {
 
   private succeed(call: Call, codec: Codec, output: unknown): SimResponse {
     if (!call.readOnly) this.account.changed();
-    this.emit({ ...call, output });
+    this.emit(call, output, undefined);
     return codec.encode(call.provider, call.operation, output, call.ctx.requestId);
   }
 
-  private emit(r: Call & { output?: unknown; error?: ServiceError }): void {
+  private emit(call: Call, output: unknown, error: ServiceError | undefined): void {
     if (!this.account.observed) return;
-    const { provider, ...rest } = r;
-    this.account.emit({ service: provider.service, eventSource: provider.eventSource, ...rest });
+    const { provider } = call;
+    const record: CallRecord = {
+      service: provider.service,
+      eventSource: provider.eventSource,
+      operation: call.operation,
+      readOnly: call.readOnly,
+      input: call.input,
+      ctx: call.ctx,
+    };
+    if (error) record.error = error;
+    else record.output = output;
+    this.account.emit(record);
   }
 
   private readonly lookupCredentials = (accessKeyId: string): CredentialRecord | undefined => {
@@ -391,12 +412,15 @@ interface SmithyRequest {
 
 function fromSmithy(request: SmithyRequest): SimRequest | Promise<SimRequest> {
   const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(request.headers)) headers[k.toLowerCase()] = v;
+  const given = request.headers;
+  for (const k in given) headers[k.toLowerCase()] = given[k]!;
   if (headers.host === undefined && request.hostname)
     headers.host = request.port ? `${request.hostname}:${request.port}` : request.hostname;
   const query: Record<string, string[]> = {};
-  for (const [k, v] of Object.entries(request.query ?? {})) {
-    if (v === null) query[k] = [""];
+  const params = request.query ?? {};
+  for (const k in params) {
+    const v = params[k];
+    if (v === null || v === undefined) query[k] = [""];
     else query[k] = Array.isArray(v) ? v : [v];
   }
   const simRequest = (body: Uint8Array): SimRequest => ({
@@ -425,8 +449,8 @@ async function collect(body: unknown): Promise<Uint8Array> {
   throw new Error(`unsupported request body type: ${typeof body}`);
 }
 
-function toSmithyResponse(res: SimResponse) {
-  return { statusCode: res.status, reason: undefined, headers: res.headers, body: res.body };
+function toSmithyOutput(res: SimResponse) {
+  return { response: { statusCode: res.status, reason: undefined, headers: res.headers, body: res.body } };
 }
 
 export type { CallRecord, Principal };

@@ -25,7 +25,7 @@ import {
   IAMClient,
   PutUserPolicyCommand,
 } from "@aws-sdk/client-iam";
-import { CreateKeyCommand, DescribeKeyCommand, KMSClient } from "@aws-sdk/client-kms";
+import { CreateKeyCommand, DescribeKeyCommand, KMSClient, ListAliasesCommand } from "@aws-sdk/client-kms";
 import {
   CreateBucketCommand,
   DeleteBucketCommand,
@@ -470,6 +470,12 @@ describe("event records and lookups", () => {
       await env.lookup({ LookupAttributes: [{ AttributeKey: "Username", AttributeValue: "alice" }] })
     ).Events!;
     expect(await by("EventId", created!.EventId!)).toEqual(["CreateKey"]);
+    // The id index is built on the first lookup by id; events recorded after it are found by id too.
+    await env.kms.send(new ListAliasesCommand({}));
+    const [listed] = (
+      await env.lookup({ LookupAttributes: [{ AttributeKey: "EventName", AttributeValue: "ListAliases" }] })
+    ).Events!;
+    expect(await by("EventId", listed!.EventId!)).toEqual(["ListAliases"]);
     expect(created).toMatchObject({
       EventSource: "kms.amazonaws.com",
       ReadOnly: "false",

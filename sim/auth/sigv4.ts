@@ -1,3 +1,4 @@
+import * as crypto from "node:crypto";
 import { createHash, createHmac } from "node:crypto";
 
 /**
@@ -173,8 +174,11 @@ export function canonicalHeaders(headers: Record<string, string>, signed: readon
   return out;
 }
 
+/** Node's one-shot digest (Node 20.12 and later; engines allow 20.0): no Hash object per call. */
+const oneShot: typeof crypto.hash | undefined = crypto.hash;
+
 export function sha256Hex(data: string | Uint8Array): string {
-  return createHash("sha256").update(data).digest("hex");
+  return oneShot ? oneShot("sha256", data, "hex") : createHash("sha256").update(data).digest("hex");
 }
 
 export interface CanonicalRequestParts {

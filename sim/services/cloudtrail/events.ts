@@ -178,7 +178,8 @@ export class EventStore {
   private add(e: StoredEvent): void {
     this.seq = Math.max(this.seq, e.seq);
     this.events.push(e);
-    this.put("EventId", e.eventId, e);
+    // Event ids are unique and rarely looked up: their index is built on the first such lookup.
+    if (this.index.has("EventId")) this.put("EventId", e.eventId, e);
     this.put("EventName", e.eventName, e);
     this.put("ReadOnly", e.readOnly ? "true" : "false", e);
     this.put("EventSource", e.eventSource, e);
@@ -207,6 +208,10 @@ export class EventStore {
   /** Events matching one attribute (all when none), oldest first. */
   matching(key: LookupKey | undefined, value: string | undefined): readonly StoredEvent[] {
     if (key === undefined) return this.events;
+    if (key === "EventId" && !this.index.has(key)) {
+      this.index.set(key, new Map());
+      for (const e of this.events) this.put(key, e.eventId, e);
+    }
     return this.index.get(key)?.get(value ?? "") ?? [];
   }
 

@@ -1045,14 +1045,7 @@ export class KmsService implements ServiceProvider {
       NumberOfBytes?: number;
       KeySpec?: string;
       DryRun?: boolean;
-    }>(input, {
-      KeyId: keyIdField(),
-      EncryptionContext: contextField,
-      NumberOfBytes: int({ min: 1, max: 1024 }),
-      KeySpec: str({ enum: ["AES_256", "AES_128"] }),
-      GrantTokens: grantTokens,
-      DryRun: bool(),
-    });
+    }>(input, dataKeyShape);
     if ((req.NumberOfBytes === undefined) === (req.KeySpec === undefined))
       throw kmsErrors.validation("Please specify either number of bytes or key spec.");
     const { key, alias } = this.findKey(ctx, req.KeyId);
@@ -1240,6 +1233,15 @@ const encryptShape = {
   EncryptionContext: contextField,
   GrantTokens: grantTokens,
   EncryptionAlgorithm: algorithmField,
+  DryRun: bool(),
+};
+
+const dataKeyShape = {
+  KeyId: keyIdField(),
+  EncryptionContext: contextField,
+  NumberOfBytes: int({ min: 1, max: 1024 }),
+  KeySpec: str({ enum: ["AES_256", "AES_128"] }),
+  GrantTokens: grantTokens,
   DryRun: bool(),
 };
 
