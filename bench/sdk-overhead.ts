@@ -12,7 +12,8 @@ const { Simulator, serve } = (await import(bundle)) as typeof SimLibrary;
 /**
  * What the simulator costs on top of the SDK itself, for KMS Encrypt, S3 PutObject (1 KiB, SSE-KMS:
  * S3 calls KMS GenerateDataKey on the requester's behalf and CloudTrail records it) and IAM GetRole:
- *   (a) a requestHandler that returns a canned response: the SDK's own cost, the floor;
+ *   (a) a requestHandler that returns a canned response (the simulator's own answer to the same call,
+ *       recorded once and replayed): the SDK's own cost, the floor;
  *   (b) the simulator in process (requestHandler): SigV4 check, policy evaluation, AES-GCM...;
  *   (c) `sim serve` over HTTP on loopback (server in this same process).
  * Rounds are short (CALLS calls per side, a fraction of a second) and alternate a, b, c, so that
@@ -25,10 +26,18 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 25);
 
 type Send = () => Promise<unknown>;
 
-function cannedHandler(status: number, headers: Record<string, string>, body: string) {
-  const bytes = new TextEncoder().encode(body);
+interface SmithyResponse {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: Uint8Array;
+}
+
+/** A requestHandler that answers every request with a copy of one recorded response. */
+function cannedHandler(recorded: SmithyResponse) {
   return {
-    handle: async () => ({ response: { statusCode: status, headers: { ...headers }, body: bytes } }),
+    handle: async () => ({
+      response: { statusCode: recorded.statusCode, headers: { ...recorded.headers }, body: recorded.body },
+    }),
     updateHttpClientConfig() {},
     httpHandlerConfigs: () => ({}),
     destroy() {},
@@ -63,35 +72,43 @@ export async function run(): Promise<boolean> {
   });
   await iamSim.send(new CreateRoleCommand({ RoleName: "bench-role", AssumeRolePolicyDocument: trust }));
 
-  // Canned answers shaped like the simulator's, so (a) parses the same amount of response.
-  const encryptOut = await kmsSim.send(
-    new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from("hello, kmslab") }),
+  // The canned answers are the simulator's own, recorded from one call each and replayed (headers,
+  // `date` included, and body), so (a) parses exactly the response (b) parses.
+  const live = sim.requestHandler();
+  const last: { response?: SmithyResponse } = {};
+  const recorder = {
+    ...live,
+    handle: (request: Parameters<typeof live.handle>[0]) =>
+      live.handle(request).then((out) => {
+        // A copy: the SDK replaces an S3 response's body with a stream of it once it has read it.
+        const { statusCode, headers, body } = out.response as SmithyResponse;
+        last.response = { statusCode, headers: { ...headers }, body: Uint8Array.from(body) };
+        return out;
+      }),
+  };
+  const record = async (send: () => Promise<unknown>): Promise<SmithyResponse> => {
+    delete last.response;
+    await send();
+    const response = last.response as SmithyResponse | undefined;
+    if (response?.statusCode !== 200) throw new Error("the call to record did not succeed");
+    return response;
+  };
+  const plaintext = Buffer.from("hello, kmslab");
+  const kmsRecorder = new KMSClient({ region, credentials: creds, requestHandler: recorder });
+  const encryptAnswer = await record(() =>
+    kmsRecorder.send(new EncryptCommand({ KeyId: keyId, Plaintext: plaintext })),
   );
-  const cannedEncrypt = JSON.stringify({
-    CiphertextBlob: Buffer.from(encryptOut.CiphertextBlob!).toString("base64"),
-    KeyId: encryptOut.KeyId,
-    EncryptionAlgorithm: "SYMMETRIC_DEFAULT",
-  });
-  const roleXml =
-    `<GetRoleResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><GetRoleResult><Role><Path>/</Path>` +
-    `<RoleName>bench-role</RoleName><RoleId>AROAEXAMPLEEXAMPLE12</RoleId><Arn>arn:aws:iam::${sim.account.accountId}:role/bench-role</Arn>` +
-    `<CreateDate>2026-11-28T00:00:00Z</CreateDate><AssumeRolePolicyDocument>${encodeURIComponent(trust)}</AssumeRolePolicyDocument>` +
-    `<MaxSessionDuration>3600</MaxSessionDuration></Role></GetRoleResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></GetRoleResponse>`;
-
+  const iamRecorder = new IAMClient({ region, credentials: creds, requestHandler: recorder });
+  const roleAnswer = await record(() => iamRecorder.send(new GetRoleCommand({ RoleName: "bench-role" })));
   const kmsCanned = new KMSClient({
     region,
     credentials: creds,
-    requestHandler: cannedHandler(200, { "content-type": "application/x-amz-json-1.1" }, cannedEncrypt),
+    requestHandler: cannedHandler(encryptAnswer),
   });
-  const iamCanned = new IAMClient({
-    region,
-    credentials: creds,
-    requestHandler: cannedHandler(200, { "content-type": "text/xml" }, roleXml),
-  });
+  const iamCanned = new IAMClient({ region, credentials: creds, requestHandler: cannedHandler(roleAnswer) });
   const kmsHttp = new KMSClient({ region, credentials: creds, endpoint: server.url });
   const iamHttp = new IAMClient({ region, credentials: creds, endpoint: server.url });
 
-  const plaintext = Buffer.from("hello, kmslab");
   const encrypt =
     (c: KMSClient): Send =>
     () =>
@@ -104,22 +121,6 @@ export async function run(): Promise<boolean> {
   const bucket = "bench-bucket";
   const s3Sim = new S3Client({ ...sim.clientConfig(), forcePathStyle: true });
   await s3Sim.send(new CreateBucketCommand({ Bucket: bucket }));
-  const s3Canned = new S3Client({
-    region,
-    credentials: creds,
-    forcePathStyle: true,
-    requestHandler: cannedHandler(
-      200,
-      {
-        etag: '"0a3f6c1e2b4d5f60718293a4b5c6d7e8"',
-        "x-amz-server-side-encryption": "aws:kms",
-        "x-amz-server-side-encryption-aws-kms-key-id": KeyMetadata!.Arn!,
-        "x-amz-checksum-crc32": "AAAAAA==",
-        "x-amz-request-id": "0123456789ABCDEF",
-      },
-      "",
-    ),
-  });
   const s3Http = new S3Client({ region, credentials: creds, endpoint: server.url, forcePathStyle: true });
   const kib = Buffer.alloc(1024, "k");
   let n = 0;
@@ -135,6 +136,20 @@ export async function run(): Promise<boolean> {
           SSEKMSKeyId: keyId,
         }),
       );
+
+  const s3Recorder = new S3Client({
+    region,
+    credentials: creds,
+    forcePathStyle: true,
+    requestHandler: recorder,
+  });
+  const putAnswer = await record(putObject(s3Recorder));
+  const s3Canned = new S3Client({
+    region,
+    credentials: creds,
+    forcePathStyle: true,
+    requestHandler: cannedHandler(putAnswer),
+  });
 
   const cases = [
     { name: "KMS Encrypt", a: encrypt(kmsCanned), b: encrypt(kmsSim), c: encrypt(kmsHttp), target: 1.5 },
