@@ -199,26 +199,35 @@ export function stringToSign(amzDate: string, scope: string, canonical: string):
 }
 
 /**
- * Derived signing keys, newest last. The HMAC chain costs four HMACs; a client reuses one key for a
- * whole day, so a small LRU keyed by (secret, date, region, service) removes it from the hot path.
+ * Derived signing keys. The HMAC chain costs four HMACs; a client reuses one key for a whole day, so
+ * keys are kept per secret (the credential record's own string: looking it up hashes nothing new),
+ * the few scopes of each in use, newest first.
  */
-const keyCache = new Map<string, Buffer>();
-const KEY_CACHE_SIZE = 64;
+interface CachedKey {
+  date: string;
+  region: string;
+  service: string;
+  key: Buffer;
+}
+const keyCache = new Map<string, CachedKey[]>();
+const KEY_CACHE_SECRETS = 64;
+const KEY_CACHE_SCOPES = 8;
 
 export function signingKey(secret: string, date: string, region: string, service: string): Buffer {
-  const id = `${date}\n${region}\n${service}\n${secret}`;
-  const hit = keyCache.get(id);
-  if (hit) {
-    keyCache.delete(id);
-    keyCache.set(id, hit);
-    return hit;
+  let scopes = keyCache.get(secret);
+  if (scopes) {
+    for (const c of scopes) if (c.date === date && c.region === region && c.service === service) return c.key;
+  } else {
+    if (keyCache.size >= KEY_CACHE_SECRETS) keyCache.delete(keyCache.keys().next().value!);
+    scopes = [];
+    keyCache.set(secret, scopes);
   }
   const kDate = createHmac("sha256", `AWS4${secret}`).update(date).digest();
   const kRegion = createHmac("sha256", kDate).update(region).digest();
   const kService = createHmac("sha256", kRegion).update(service).digest();
   const key = createHmac("sha256", kService).update(TERMINATOR).digest();
-  if (keyCache.size >= KEY_CACHE_SIZE) keyCache.delete(keyCache.keys().next().value!);
-  keyCache.set(id, key);
+  scopes.unshift({ date, region, service, key });
+  if (scopes.length > KEY_CACHE_SCOPES) scopes.pop();
   return key;
 }
 
