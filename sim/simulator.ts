@@ -69,6 +69,8 @@ export class Simulator {
   private readonly byTarget = new Map<string, ServiceProvider>();
   private readonly byService = new Map<string, ServiceProvider>();
   private closed = false;
+  private dateSecond = Number.NaN;
+  private dateText = "";
 
   private constructor(
     readonly account: Account,
@@ -193,11 +195,21 @@ export class Simulator {
     this.save();
     // AWS dates every answer, and SDKs correct their clock skew from it: the account's clock,
     // not the host's, is the one a client must agree with.
-    res.headers.date = this.account.now().toUTCString();
+    res.headers.date = this.httpDate(this.account.now().getTime());
     // A HEAD answer has no body, errors included (S3: the SDK names HEAD errors from the status).
     if (req.method === "HEAD" && res.body instanceof Uint8Array && res.body.length > 0)
       res.body = new Uint8Array(0);
     return res;
+  }
+
+  /** `Date` header text, at the header's one-second resolution: formatted once a second. */
+  private httpDate(ms: number): string {
+    const second = Math.floor(ms / 1000);
+    if (second !== this.dateSecond) {
+      this.dateSecond = second;
+      this.dateText = new Date(second * 1000).toUTCString();
+    }
+    return this.dateText;
   }
 
   /** The answer, or a promise of it when a fault delays it or the operation is asynchronous. */

@@ -72,6 +72,17 @@ function wholeMatch(pattern: RegExp): RegExp {
 
 const lowerFirst = (s: string) => s.charAt(0).toLowerCase() + s.slice(1);
 
+/** A member's name as messages print it, worked out once per name. */
+const memberNames = new Map<string, string>();
+function memberName(name: string): string {
+  let lower = memberNames.get(name);
+  if (lower === undefined) {
+    lower = lowerFirst(name);
+    memberNames.set(name, lower);
+  }
+  return lower;
+}
+
 function describe(value: unknown): string {
   if (value instanceof Uint8Array) return "java.nio.HeapByteBuffer[pos=0 lim=" + value.length + "]";
   if (typeof value === "string") return value.length > 256 ? value.slice(0, 256) + "..." : value;
@@ -196,13 +207,20 @@ function collect(
   prefix: string,
   out: Violation[],
 ): Record<string, unknown> {
-  const result: Record<string, unknown> = { ...input };
-  for (const [name, field] of Object.entries(shape)) {
-    const v = check(field, input[name], prefix + lowerFirst(name), out);
-    // A JSON null is an absent member to AWS's services, and so to every operation here.
-    if (v === undefined || v === null) delete result[name];
-    else result[name] = v;
+  const checked: Record<string, unknown> = {};
+  for (const name in shape) checked[name] = check(shape[name]!, input[name], prefix + memberName(name), out);
+  // The input's members in its own order, each known one as checked; then known members the input
+  // lacked but a check supplied. No `delete`: it would leave the result a slow dictionary object.
+  // A JSON null is an absent member to AWS's services, and so to every operation here.
+  const result: Record<string, unknown> = {};
+  for (const name in input) {
+    if (name === "__proto__") Object.defineProperty(result, name, { value: input[name], enumerable: true });
+    else if (!Object.hasOwn(shape, name)) result[name] = input[name];
+    else if (checked[name] !== undefined && checked[name] !== null) result[name] = checked[name];
   }
+  for (const name in shape)
+    if (!Object.hasOwn(input, name) && checked[name] !== undefined && checked[name] !== null)
+      result[name] = checked[name];
   return result;
 }
 

@@ -342,16 +342,16 @@ export function putObject(svc: S3Service, input: S3Input, ctx: CallContext): S3O
     etag: `"${etag}"`,
     size: body.data.length,
     blobId,
-    ...(h["content-type"] !== undefined ? { contentType: h["content-type"] } : {}),
     metadata,
     checksums: body.checksums,
     sse: sseRecord,
     tags,
-    ...(acl !== undefined && bucket.ownership !== "BucketOwnerEnforced" ? { acl } : {}),
   };
+  if (h["content-type"] !== undefined) version.contentType = h["content-type"];
+  if (acl !== undefined && bucket.ownership !== "BucketOwnerEnforced") version.acl = acl;
   addVersion(svc, bucket, key, version);
 
-  const headers: Record<string, string> = { etag: version.etag, ...sseHeaders(version, true) };
+  const headers = Object.assign({ etag: version.etag }, sseHeaders(version, true));
   if (bucket.versioning === "Enabled") headers["x-amz-version-id"] = version.versionId;
   // Echo the checksum the client sent (not the one S3 computes for itself).
   if (checksumClaim(h)) Object.assign(headers, checksumHeaders(version));
