@@ -159,7 +159,8 @@ export class CloudTrailService implements ServiceProvider {
 
   /** Whether a logging trail (or one stopping) selects any data events. */
   private wantsDataEvents(): boolean {
-    for (const t of Object.values(this.state.trails)) {
+    for (const name in this.state.trails) {
+      const t = this.state.trails[name]!;
       if (!t.isLogging && t.stopSeq === undefined) continue;
       if (t.advancedEventSelectors) return true;
       if (t.eventSelectors?.some((e) => (e.DataResources ?? []).length > 0)) return true;

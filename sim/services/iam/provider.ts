@@ -120,6 +120,14 @@ export class IamService implements ServiceProvider {
 
   readonly state: IamState;
   private readonly principals = new Map<string, { user: UserRecord; principal: Principal }>();
+  /**
+   * Where a user or role was last found by its unique id, and a user by an access key id: every
+   * request looks its caller up twice or more. A hint only, checked on use (entities are deleted and
+   * created again); a miss searches the table and remembers what it found.
+   */
+  private readonly userById = new Map<string, string>();
+  private readonly roleById = new Map<string, string>();
+  private readonly userByKey = new Map<string, string>();
 
   constructor(
     private readonly account: Account,
@@ -160,15 +168,41 @@ export class IamService implements ServiceProvider {
 
   /** A long-term access key and the user it authenticates as. */
   findAccessKey(id: string): { secretAccessKey: string; active: boolean; principal: Principal } | undefined {
-    for (const user of Object.values(this.state.users)) {
-      const key = user.accessKeys.find((k) => k.accessKeyId === id);
-      if (key)
-        return {
-          secretAccessKey: key.secretAccessKey,
-          active: key.status === "Active",
-          principal: this.keyPrincipal(user, id),
-        };
+    const holds = (user: UserRecord | undefined) => user?.accessKeys.find((k) => k.accessKeyId === id);
+    const hinted = this.userByKey.get(id);
+    let user = hinted === undefined ? undefined : own(this.state.users, hinted);
+    if (!holds(user)) {
+      user = undefined;
+      for (const [name, candidate] of Object.entries(this.state.users))
+        if (holds(candidate)) {
+          this.userByKey.set(id, name);
+          user = candidate;
+          break;
+        }
     }
+    const key = holds(user);
+    if (!user || !key) return undefined;
+    return {
+      secretAccessKey: key.secretAccessKey,
+      active: key.status === "Active",
+      principal: this.keyPrincipal(user, id),
+    };
+  }
+
+  /** A user or role by unique id (a hint first, see userById). */
+  private byId<T extends { id: string }>(
+    table: Record<string, T>,
+    hints: Map<string, string>,
+    id: string,
+  ): T | undefined {
+    const hinted = hints.get(id);
+    const hit = hinted === undefined ? undefined : own(table, hinted);
+    if (hit?.id === id) return hit;
+    for (const [name, entity] of Object.entries(table))
+      if (entity.id === id) {
+        hints.set(id, name);
+        return entity;
+      }
     return undefined;
   }
 
@@ -176,10 +210,10 @@ export class IamService implements ServiceProvider {
   identityPolicies(principal: Principal): Policy[] {
     let entity: RoleRecord | UserRecord | undefined;
     if (principal.type === "IAMUser") {
-      entity = Object.values(this.state.users).find((u) => u.id === principal.userId);
-    } else if (principal.type === "AssumedRole") {
+      entity = this.byId(this.state.users, this.userById, principal.userId);
+    } else if (principal.type === "AssumedRole" && principal.roleId !== undefined) {
       // By id: a session of a deleted role keeps no permissions, even if a role of that name is created again.
-      entity = Object.values(this.state.roles).find((r) => r.id === principal.roleId);
+      entity = this.byId(this.state.roles, this.roleById, principal.roleId);
     }
     if (!entity) return [];
     const texts = [...Object.values(entity.inline)];

@@ -141,7 +141,7 @@ function algorithmFromHeaderName(name: string): ChecksumAlgorithm | undefined {
  */
 export function checksumClaim(headers: Record<string, string>): ChecksumClaim | undefined {
   const found: ChecksumClaim[] = [];
-  for (const name of Object.keys(headers)) {
+  for (const name in headers) {
     if (
       !name.startsWith("x-amz-checksum-") ||
       name === "x-amz-checksum-type" ||

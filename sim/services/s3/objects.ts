@@ -377,7 +377,8 @@ function checkAcl(bucket: BucketRecord, acl: string | undefined, h: Record<strin
 function storedMetadata(h: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   let metaBytes = 0;
-  for (const [name, value] of Object.entries(h)) {
+  for (const name in h) {
+    const value = h[name]!;
     if (name.startsWith("x-amz-meta-")) {
       out[name] = value;
       metaBytes += Buffer.byteLength(name.slice("x-amz-meta-".length)) + Buffer.byteLength(value);
