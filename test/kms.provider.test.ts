@@ -1,3 +1,4 @@
+import { createCipheriv, createDecipheriv } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { Account } from "../sim/account.js";
 import type { CallContext } from "../sim/core/service.js";
@@ -59,6 +60,38 @@ describe("KMS crypto", () => {
     renamed[3] = "2".charCodeAt(0); // a different key id in the header fails the tag (the header is AAD)
     expect(openBlob(renamed, material, { k: "v" })).toBeUndefined();
     expect(blobKeyId(Buffer.from("junk"))).toBeUndefined();
+  });
+
+  it("keeps the documented blob layout, so blobs already in data directories still open", () => {
+    const material = newKeyMaterial();
+    const id = "11111111-2222-3333-4444-555555555555";
+    // "K" 0x01 | id length | id | IV (12) | tag (16) | ciphertext; AAD: the header, then each context
+    // pair sorted by key as (key length, value length: 4 bytes each, big-endian) | key | value.
+    const header = Buffer.concat([Buffer.from([0x4b, 0x01, id.length]), Buffer.from(id, "latin1")]);
+    const pair = (k: string, v: string) => {
+      const len = Buffer.alloc(8);
+      len.writeUInt32BE(Buffer.byteLength(k), 0);
+      len.writeUInt32BE(Buffer.byteLength(v), 4);
+      return Buffer.concat([len, Buffer.from(k), Buffer.from(v)]);
+    };
+    const aad = Buffer.concat([header, pair("aws:s3:arn", "arn:aws:s3:::b/k"), pair("é", "ü")]);
+    const iv = Buffer.alloc(12, 7);
+    const cipher = createCipheriv("aes-256-gcm", material, iv);
+    cipher.setAAD(aad);
+    const body = Buffer.concat([cipher.update("by hand"), cipher.final()]);
+    const byHand = Buffer.concat([header, iv, cipher.getAuthTag(), body]);
+    const context = { é: "ü", "aws:s3:arn": "arn:aws:s3:::b/k" };
+    expect(openBlob(byHand, material, context)?.toString()).toBe("by hand");
+
+    const sealed = sealBlob(id, material, Buffer.from("sealed"), context);
+    expect(sealed.subarray(0, header.length)).toEqual(header);
+    const at = header.length;
+    const decipher = createDecipheriv("aes-256-gcm", material, sealed.subarray(at, at + 12));
+    decipher.setAAD(aad);
+    decipher.setAuthTag(sealed.subarray(at + 12, at + 28));
+    expect(Buffer.concat([decipher.update(sealed.subarray(at + 28)), decipher.final()]).toString()).toBe(
+      "sealed",
+    );
   });
 });
 

@@ -1,3 +1,4 @@
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -11,7 +12,7 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, it } from "vitest";
-import { blobStore } from "../sim/services/s3/blobs.js";
+import { blobStore, open, seal } from "../sim/services/s3/blobs.js";
 import { Simulator } from "../sim/simulator.js";
 
 /**
@@ -144,5 +145,23 @@ describe("object bodies in the data directory", () => {
     ).toBe("m");
     await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: "../../etc/passwd" }));
     expect(blobStore(sim.account).size).toBe(0);
+  });
+
+  it("keeps the documented body layout (1 | IV | tag | ciphertext), so bodies already on disk still open", () => {
+    const key = randomBytes(32);
+    const iv = Buffer.alloc(12, 3);
+    const cipher = createCipheriv("aes-256-gcm", key, iv);
+    cipher.setAAD(Buffer.from("sse-s3"));
+    const body = Buffer.concat([cipher.update("stored before"), cipher.final()]);
+    const byHand = Buffer.concat([Buffer.from([1]), iv, cipher.getAuthTag(), body]);
+    expect(open(key, byHand, "sse-s3").toString()).toBe("stored before");
+
+    const sealed = seal(key, Buffer.from("sealed now"));
+    expect(sealed[0]).toBe(1);
+    const decipher = createDecipheriv("aes-256-gcm", key, sealed.subarray(1, 13));
+    decipher.setAuthTag(sealed.subarray(13, 29));
+    expect(Buffer.concat([decipher.update(sealed.subarray(29)), decipher.final()]).toString()).toBe(
+      "sealed now",
+    );
   });
 });

@@ -39,48 +39,64 @@ export function keyMaterialId(material: Buffer): string {
  * that `{a:"bc"}` and `{ab:"c"}` differ. An absent or empty context adds nothing.
  */
 export function canonicalContext(context: EncryptionContext | undefined): Buffer | undefined {
-  if (!context) return undefined;
-  const keys = Object.keys(context);
-  if (keys.length === 0) return undefined;
+  return contextAad(context, undefined);
+}
+
+/**
+ * The AAD in one buffer: `prefix` (a blob's header), then the canonical context. Undefined when both
+ * are empty.
+ */
+function contextAad(
+  context: EncryptionContext | undefined,
+  prefix: Uint8Array | undefined,
+): Buffer | undefined {
+  const keys = context ? Object.keys(context) : [];
+  if (keys.length === 0) return prefix && Buffer.from(prefix.buffer, prefix.byteOffset, prefix.byteLength);
   keys.sort();
-  const parts: Buffer[] = [];
-  for (const k of keys) {
-    const kb = Buffer.from(k, "utf8");
-    const vb = Buffer.from(context[k] ?? "", "utf8");
-    const len = Buffer.allocUnsafe(8);
-    len.writeUInt32BE(kb.length, 0);
-    len.writeUInt32BE(vb.length, 4);
-    parts.push(len, kb, vb);
+  let size = prefix?.length ?? 0;
+  for (const k of keys)
+    size += 8 + Buffer.byteLength(k, "utf8") + Buffer.byteLength(context![k] ?? "", "utf8");
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  if (prefix) {
+    out.set(prefix, 0);
+    at = prefix.length;
   }
-  return Buffer.concat(parts);
+  for (const k of keys) {
+    const v = context![k] ?? "";
+    const kLength = out.write(k, at + 8, "utf8");
+    const vLength = out.write(v, at + 8 + kLength, "utf8");
+    out.writeUInt32BE(kLength, at);
+    out.writeUInt32BE(vLength, at + 4);
+    at += 8 + kLength + vLength;
+  }
+  return out;
 }
 
-function header(keyId: string): Buffer {
-  const id = Buffer.from(keyId, "latin1");
-  const h = Buffer.allocUnsafe(3 + id.length);
-  h[0] = MAGIC;
-  h[1] = VERSION;
-  h[2] = id.length;
-  id.copy(h, 3);
-  return h;
-}
-
-/** Encrypts `plaintext` under the key; the blob names `keyId`. */
+/** Encrypts `plaintext` under the key; the blob names `keyId`. Built in one buffer. */
 export function sealBlob(
   keyId: string,
   material: Buffer,
   plaintext: Uint8Array,
   context: EncryptionContext | undefined,
 ): Buffer {
-  const h = header(keyId);
-  const iv = pooledRandom(IV_LENGTH);
+  const headerLength = 3 + keyId.length;
+  const out = Buffer.allocUnsafe(headerLength + IV_LENGTH + TAG_LENGTH + plaintext.length);
+  out[0] = MAGIC;
+  out[1] = VERSION;
+  out[2] = keyId.length;
+  out.write(keyId, 3, "latin1");
+  const iv = out.subarray(headerLength, headerLength + IV_LENGTH);
+  pooledRandom(IV_LENGTH).copy(iv);
   const cipher = createCipheriv("aes-256-gcm", material, iv);
-  const aad = canonicalContext(context);
-  cipher.setAAD(aad ? Buffer.concat([h, aad]) : h);
-  const first = cipher.update(plaintext);
-  const last = cipher.final();
-  const tag = cipher.getAuthTag();
-  return Buffer.concat([h, iv, tag, first, last]);
+  cipher.setAAD(contextAad(context, out.subarray(0, headerLength))!);
+  const body = cipher.update(plaintext);
+  // GCM is a stream mode: every byte comes out of update(), final() only makes the tag.
+  if (cipher.final().length !== 0 || body.length !== plaintext.length)
+    throw new Error("AES-GCM: unexpected output");
+  cipher.getAuthTag().copy(out, headerLength + IV_LENGTH);
+  body.copy(out, headerLength + IV_LENGTH + TAG_LENGTH);
+  return out;
 }
 
 /** The key id a blob names, or undefined when the blob is not one of ours (→ InvalidCiphertextException). */
@@ -105,8 +121,7 @@ export function openBlob(
   const body = buf.subarray(headerLength + IV_LENGTH + TAG_LENGTH);
   try {
     const decipher = createDecipheriv("aes-256-gcm", material, iv);
-    const aad = canonicalContext(context);
-    decipher.setAAD(aad ? Buffer.concat([h, aad]) : h);
+    decipher.setAAD(contextAad(context, h)!);
     decipher.setAuthTag(tag);
     const first = decipher.update(body);
     const last = decipher.final();

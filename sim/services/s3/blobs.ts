@@ -34,10 +34,11 @@ export class BlobStore {
   }
 
   /** Stores `data` (already sealed) under a new random id, durably; returns the id. */
+  /** Stores a body; an in-memory store keeps `data` itself (the caller gives it up). */
   write(data: Uint8Array): string {
     const id = pooledRandom(16).toString("hex");
     if (this.dir === undefined) {
-      this.memory.set(id, Buffer.from(data));
+      this.memory.set(id, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
       return id;
     }
     if (!this.dirReady) {
@@ -126,13 +127,20 @@ export function blobStore(account: Account): BlobStore {
   return store;
 }
 
-/** AES-256-GCM with `key`: `version | iv | tag | ciphertext`. */
+/** AES-256-GCM with `key`: `version | iv | tag | ciphertext`, written into one buffer. */
 export function seal(key: Uint8Array, plaintext: Uint8Array, aad?: string): Buffer {
-  const iv = randomBytesFast(12);
-  const cipher = createCipheriv("aes-256-gcm", key, iv);
+  const out = Buffer.allocUnsafe(29 + plaintext.length);
+  out[0] = FORMAT;
+  pooledRandom(12).copy(out, 1);
+  const cipher = createCipheriv("aes-256-gcm", key, out.subarray(1, 13));
   if (aad !== undefined) cipher.setAAD(Buffer.from(aad, "utf8"));
-  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return Buffer.concat([Buffer.from([FORMAT]), iv, cipher.getAuthTag(), body]);
+  const body = cipher.update(plaintext);
+  // GCM is a stream mode: every byte comes out of update(), final() only makes the tag.
+  if (cipher.final().length !== 0 || body.length !== plaintext.length)
+    throw new Error("AES-GCM: unexpected output");
+  cipher.getAuthTag().copy(out, 13);
+  body.copy(out, 29);
+  return out;
 }
 
 /** Opens what `seal` made; throws when the key is wrong or the bytes were altered. */
