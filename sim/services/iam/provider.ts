@@ -168,19 +168,20 @@ export class IamService implements ServiceProvider {
 
   /** A long-term access key and the user it authenticates as. */
   findAccessKey(id: string): { secretAccessKey: string; active: boolean; principal: Principal } | undefined {
-    const holds = (user: UserRecord | undefined) => user?.accessKeys.find((k) => k.accessKeyId === id);
+    const keyOf = (user: UserRecord | undefined) => user?.accessKeys.find((k) => k.accessKeyId === id);
     const hinted = this.userByKey.get(id);
     let user = hinted === undefined ? undefined : own(this.state.users, hinted);
-    if (!holds(user)) {
-      user = undefined;
-      for (const [name, candidate] of Object.entries(this.state.users))
-        if (holds(candidate)) {
+    let key = keyOf(user);
+    if (!key) {
+      for (const [name, candidate] of Object.entries(this.state.users)) {
+        key = keyOf(candidate);
+        if (key) {
           this.userByKey.set(id, name);
           user = candidate;
           break;
         }
+      }
     }
-    const key = holds(user);
     if (!user || !key) return undefined;
     return {
       secretAccessKey: key.secretAccessKey,

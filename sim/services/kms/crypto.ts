@@ -1,5 +1,6 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { pooledRandom, randomBytesFast } from "../../core/random.js";
+import { createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { GCM_IV_LENGTH as IV_LENGTH, sealInto, GCM_TAG_LENGTH as TAG_LENGTH } from "../../core/gcm.js";
+import { randomBytesFast } from "../../core/random.js";
 
 /**
  * The simulator's symmetric ciphertext: real AES-256-GCM under the key's 32-byte material, in a
@@ -14,8 +15,6 @@ import { pooledRandom, randomBytesFast } from "../../core/random.js";
  */
 const MAGIC = 0x4b;
 const VERSION = 0x01;
-const IV_LENGTH = 12;
-const TAG_LENGTH = 16;
 
 export type EncryptionContext = Record<string, string>;
 
@@ -86,17 +85,7 @@ export function sealBlob(
   out[1] = VERSION;
   out[2] = keyId.length;
   out.write(keyId, 3, "latin1");
-  const iv = out.subarray(headerLength, headerLength + IV_LENGTH);
-  pooledRandom(IV_LENGTH).copy(iv);
-  const cipher = createCipheriv("aes-256-gcm", material, iv);
-  cipher.setAAD(contextAad(context, out.subarray(0, headerLength))!);
-  const body = cipher.update(plaintext);
-  // GCM is a stream mode: every byte comes out of update(), final() only makes the tag.
-  if (cipher.final().length !== 0 || body.length !== plaintext.length)
-    throw new Error("AES-GCM: unexpected output");
-  cipher.getAuthTag().copy(out, headerLength + IV_LENGTH);
-  body.copy(out, headerLength + IV_LENGTH + TAG_LENGTH);
-  return out;
+  return sealInto(out, headerLength, material, plaintext, contextAad(context, out.subarray(0, headerLength)));
 }
 
 /** The key id a blob names, or undefined when the blob is not one of ours (→ InvalidCiphertextException). */

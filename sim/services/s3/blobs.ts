@@ -1,7 +1,8 @@
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { createDecipheriv, randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Account } from "../../account.js";
+import { GCM_IV_LENGTH, GCM_TAG_LENGTH, sealInto } from "../../core/gcm.js";
 import { pooledRandom, randomBytesFast } from "../../core/random.js";
 import { writeAtomic } from "../../store.js";
 
@@ -129,18 +130,9 @@ export function blobStore(account: Account): BlobStore {
 
 /** AES-256-GCM with `key`: `version | iv | tag | ciphertext`, written into one buffer. */
 export function seal(key: Uint8Array, plaintext: Uint8Array, aad?: string): Buffer {
-  const out = Buffer.allocUnsafe(29 + plaintext.length);
+  const out = Buffer.allocUnsafe(1 + GCM_IV_LENGTH + GCM_TAG_LENGTH + plaintext.length);
   out[0] = FORMAT;
-  pooledRandom(12).copy(out, 1);
-  const cipher = createCipheriv("aes-256-gcm", key, out.subarray(1, 13));
-  if (aad !== undefined) cipher.setAAD(Buffer.from(aad, "utf8"));
-  const body = cipher.update(plaintext);
-  // GCM is a stream mode: every byte comes out of update(), final() only makes the tag.
-  if (cipher.final().length !== 0 || body.length !== plaintext.length)
-    throw new Error("AES-GCM: unexpected output");
-  cipher.getAuthTag().copy(out, 13);
-  body.copy(out, 29);
-  return out;
+  return sealInto(out, 1, key, plaintext, aad === undefined ? undefined : Buffer.from(aad, "utf8"));
 }
 
 /** Opens what `seal` made; throws when the key is wrong or the bytes were altered. */
