@@ -2,7 +2,7 @@ import { call, check, must, POLICY_NAMES_ROLE, POLICY_WITHOUT_ROLE, poll, ROLE_A
 import type { CallStep, StageDef } from "../dsl.js";
 import { objectExists } from "./buckets.js";
 import { describeKeyByAlias } from "./sse-kms-upload.js";
-import { keyEvents } from "./trail-key-usage.js";
+import { keyEvents, keyLookup } from "./trail-key-usage.js";
 
 /**
  * Stage 6 (lab.md): the key policy alone decides the key user's access. As the key-user role the
@@ -65,28 +65,10 @@ const readKeyPolicy = call(
 
 /** One LookupEvents by the key's ARN: its PutKeyPolicy events and the key user's denied Decrypt. */
 const lookupSequence: CallStep[] = [
-  call(
-    "lookupSequence",
-    "look up the key's PutKeyPolicy and denied Decrypt events",
-    "cloudtrail",
-    "LookupEvents",
-    {
-      LookupAttributes: [{ AttributeKey: "ResourceName", AttributeValue: x("$key.Arn") }],
-      MaxResults: 50,
-    },
-    {
-      when: `$type($key) = "object"`,
-      ephemeral: true,
-      assign: {
-        puts: x(
-          `[$states.result.Events.$parse(CloudTrailEvent)[eventName = "PutKeyPolicy" and $key.Arn in resources.ARN and $not($exists(errorCode))]]`,
-        ),
-        denials: x(
-          `[$states.result.Events.$parse(CloudTrailEvent)[eventName = "Decrypt" and $exists(errorCode) and userIdentity.sessionContext.sessionIssuer.arn = ${ROLE_ARN}]]`,
-        ),
-      },
-    },
-  ),
+  keyLookup("lookupSequence", "look up the key's PutKeyPolicy and denied Decrypt events", {
+    puts: `[$events[eventName = "PutKeyPolicy" and $key.Arn in resources.ARN and $not($exists(errorCode))]]`,
+    denials: `[$events[eventName = "Decrypt" and $exists(errorCode) and userIdentity.sessionContext.sessionIssuer.arn = ${ROLE_ARN}]]`,
+  }),
 ];
 
 /**

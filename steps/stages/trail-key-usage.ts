@@ -17,39 +17,21 @@ const forObject = (source: string, eventName?: string) =>
   `[${source}[${eventName ? `eventName = "${eventName}" and ` : ""}requestParameters.encryptionContext."aws:s3:arn" = ${OBJECT_ARN} and $not($exists(errorCode))]]`;
 
 /**
- * One LookupEvents by the key's ARN for both the upload's and the download's use of it — by the
- * key, not the event name, so learners sharing an account each find their own key's use among its
- * newest events instead of being crowded out by everyone's, with half the lookups (CloudTrail allows
- * an account 2 a second).
+ * A LookupEvents of the lab's key by its ARN — by the key, not the event name, so that learners
+ * sharing an account each find their own key's events among its newest instead of being crowded out
+ * by everyone's, and one lookup serves every event a step needs (CloudTrail allows an account 2 a
+ * second). Each `assign` expression picks from `$events`, the parsed records; `allPages` reads every
+ * page (the verification), else the newest 50 (a poll).
  */
-const lookupKeyUse: CallStep = call(
-  "lookupKeyUse",
-  "look up the key's GenerateDataKey and Decrypt events",
-  "cloudtrail",
-  "LookupEvents",
-  {
-    LookupAttributes: [{ AttributeKey: "ResourceName", AttributeValue: x("$key.Arn") }],
-    MaxResults: 50,
-  },
-  {
-    when: `$type($key) = "object"`,
-    ephemeral: true,
-    assign: {
-      generated: x(forObject("$states.result.Events.$parse(CloudTrailEvent)", "GenerateDataKey")),
-      decrypted: x(forObject("$states.result.Events.$parse(CloudTrailEvent)", "Decrypt")),
-    },
-  },
-);
-
-/**
- * The verification's read of CloudTrail: every event on the lab's key (LookupEvents by the key's
- * ARN, all pages), so that learners sharing an account are each graded on their own key's history,
- * which the grader's own reads lengthen. `assign` picks from `$events` (the parsed records).
- */
-export const keyEvents = (assign: Record<string, string>): CallStep =>
+export const keyLookup = (
+  id: string,
+  description: string,
+  assign: Record<string, string>,
+  allPages = false,
+): CallStep =>
   call(
-    "keyEvents",
-    "look up the key's events",
+    id,
+    description,
     "cloudtrail",
     "LookupEvents",
     {
@@ -59,7 +41,7 @@ export const keyEvents = (assign: Record<string, string>): CallStep =>
     {
       when: `$type($key) = "object"`,
       ephemeral: true,
-      pages: { items: "Events", max: 40 },
+      ...(allPages ? { pages: { items: "Events", max: 40 } } : {}),
       assign: Object.fromEntries(
         Object.entries(assign).map(([k, v]) => [
           k,
@@ -68,6 +50,19 @@ export const keyEvents = (assign: Record<string, string>): CallStep =>
       ),
     },
   );
+
+/** The upload's and the download's use of the key, from one lookup. */
+const lookupKeyUse = keyLookup("lookupKeyUse", "look up the key's GenerateDataKey and Decrypt events", {
+  generated: forObject("$events", "GenerateDataKey"),
+  decrypted: forObject("$events", "Decrypt"),
+});
+
+/**
+ * The verification's read of CloudTrail: every event on the lab's key, all pages, so that learners
+ * sharing an account are each graded on their own key's history, which the grader's own reads lengthen.
+ */
+export const keyEvents = (assign: Record<string, string>): CallStep =>
+  keyLookup("keyEvents", "look up the key's events", assign, true);
 
 /**
  * `after` (JSONata, epoch milliseconds): the files to read start from when the events were made, oldest
