@@ -276,6 +276,8 @@ export class Simulator {
       sourceIp: req.sourceIp,
       userAgent: req.headers["user-agent"] ?? "",
       secureTransport: req.scheme === "https",
+      viaService: undefined,
+      serviceKeys: undefined,
       auth: { signed: auth.signed, presigned: auth.presigned, chunkSigning: auth.chunkSigning },
     };
     const call: Call = { provider, operation, readOnly, input, ctx };
@@ -326,7 +328,9 @@ export class Simulator {
   private readonly lookupCredentials = (accessKeyId: string): CredentialRecord | undefined => {
     if (accessKeyId.startsWith("ASIA")) {
       const session = this.account.sts.findSession(accessKeyId);
-      return session && { ...session, active: true };
+      if (!session) return undefined;
+      const { secretAccessKey, sessionToken, expiration, principal } = session;
+      return { secretAccessKey, sessionToken, expiration, active: true, principal };
     }
     return this.account.iam.findAccessKey(accessKeyId);
   };

@@ -70,11 +70,12 @@ export class EvalContext implements ConditionContext {
  * as AWS sets it, while `aws:userid` is `AROA...:<session>`.
  */
 export function principalKeys(p: Principal): ContextKeys {
-  const keys: ContextKeys = { "aws:PrincipalIsAWSService": p.type === "AWSService" };
+  // One literal per case, not `{ ...common, more }`: see onBehalf in core/service.ts.
+  const service = p.type === "AWSService";
   switch (p.type) {
     case "Root":
       return {
-        ...keys,
+        "aws:PrincipalIsAWSService": service,
         "aws:PrincipalArn": p.arn,
         "aws:PrincipalAccount": p.accountId,
         "aws:PrincipalType": "Account",
@@ -82,7 +83,7 @@ export function principalKeys(p: Principal): ContextKeys {
       };
     case "IAMUser":
       return {
-        ...keys,
+        "aws:PrincipalIsAWSService": service,
         "aws:PrincipalArn": p.arn,
         "aws:PrincipalAccount": p.accountId,
         "aws:PrincipalType": "User",
@@ -91,16 +92,20 @@ export function principalKeys(p: Principal): ContextKeys {
       };
     case "AssumedRole":
       return {
-        ...keys,
+        "aws:PrincipalIsAWSService": service,
         "aws:PrincipalArn": p.roleArn ?? p.arn,
         "aws:PrincipalAccount": p.accountId,
         "aws:PrincipalType": "AssumedRole",
         "aws:userid": p.userId,
       };
     case "AWSService":
-      return { ...keys, "aws:PrincipalServiceName": p.service };
+      return { "aws:PrincipalIsAWSService": service, "aws:PrincipalServiceName": p.service };
     case "Anonymous":
-      return { ...keys, "aws:PrincipalType": "Anonymous", "aws:userid": "anonymous" };
+      return {
+        "aws:PrincipalIsAWSService": service,
+        "aws:PrincipalType": "Anonymous",
+        "aws:userid": "anonymous",
+      };
   }
 }
 

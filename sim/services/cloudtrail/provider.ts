@@ -595,7 +595,9 @@ export class CloudTrailService implements ServiceProvider {
       sourceIp: "cloudtrail.amazonaws.com",
       userAgent: "cloudtrail.amazonaws.com",
       secureTransport: true,
+      viaService: undefined,
       serviceKeys: { "aws:SourceArn": trail.arn, "aws:SourceAccount": acct },
+      auth: undefined,
     };
     this.account.call(
       this.account.s3,
@@ -653,17 +655,15 @@ export class CloudTrailService implements ServiceProvider {
     const bucket = this.account.s3.state.buckets[bucketName];
     if (!bucket)
       throw new ServiceError("S3BucketDoesNotExistException", `S3 bucket ${bucketName} does not exist.`);
-    const keys = {
-      ...globalContextKeys({ ...ctx, principal: CLOUDTRAIL, viaService: undefined }),
-      "aws:SourceArn": trailArn,
-      "aws:SourceAccount": ctx.accountId,
-      "aws:SecureTransport": true,
-    };
+    const keys = globalContextKeys({ ...ctx, principal: CLOUDTRAIL, viaService: undefined });
+    keys["aws:SourceArn"] = trailArn;
+    keys["aws:SourceAccount"] = ctx.accountId;
+    keys["aws:SecureTransport"] = true;
     const logs = `arn:aws:s3:::${bucketName}/${prefix ? `${prefix}/` : ""}AWSLogs/${ctx.accountId}/CloudTrail/${ctx.region}/`;
     const ok =
       s3Allowed(this.account.s3, CLOUDTRAIL, "s3:GetBucketAcl", `arn:aws:s3:::${bucketName}`, bucket, keys) &&
       s3Allowed(this.account.s3, CLOUDTRAIL, "s3:PutObject", logs, bucket, {
-        ...keys,
+        ...keys, // a copy: the ACL key is for this check only
         "s3:x-amz-acl": "bucket-owner-full-control",
       });
     if (!ok)

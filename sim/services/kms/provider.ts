@@ -1280,7 +1280,8 @@ function checkPlaintext(plaintext: Uint8Array): void {
 }
 
 function baseContext(ctx: CallContext): ContextKeys {
-  const c: ContextKeys = { ...globalContextKeys(ctx), "kms:CallerAccount": ctx.principal.accountId };
+  const c = globalContextKeys(ctx);
+  c["kms:CallerAccount"] = ctx.principal.accountId;
   if (ctx.viaService !== undefined) c["kms:ViaService"] = ctx.viaService;
   return c;
 }

@@ -318,14 +318,9 @@ export const s3Codec: Codec = {
     const text =
       `${XML_DECLARATION}<Error><Code>${escapeXml(error.code)}</Code><Message>${escapeXml(error.message)}</Message>` +
       `${extras}<RequestId>${requestId}</RequestId><HostId>${id2}</HostId></Error>`;
-    return {
-      status: error.status,
-      headers: {
-        ...baseHeaders(requestId, id2),
-        "content-type": "application/xml",
-        ...(error instanceof S3Error ? error.headers : {}),
-      },
-      body: utf8.encode(text),
-    };
+    const headers = baseHeaders(requestId, id2);
+    headers["content-type"] = "application/xml";
+    if (error instanceof S3Error) Object.assign(headers, error.headers);
+    return { status: error.status, headers, body: utf8.encode(text) };
   },
 };

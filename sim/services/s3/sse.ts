@@ -1,6 +1,6 @@
 import { ServiceError } from "../../core/errors.js";
 import { pooledRandom, randomBytesFast } from "../../core/random.js";
-import type { CallContext } from "../../core/service.js";
+import { type CallContext, onBehalf } from "../../core/service.js";
 import { bucketArn, objectArn } from "./access.js";
 import { blobStore, open, seal } from "./blobs.js";
 import type { BucketRecord, ObjectVersion } from "./model.js";
@@ -149,12 +149,14 @@ export function rejectSseHeadersOnRead(headers: Record<string, string>): void {
 /** The context S3 hands KMS for an object. */
 function kmsContext(bucket: BucketRecord, key: string, req: SseRequest): Record<string, string> {
   const arn = req.bucketKeyEnabled ? bucketArn(bucket.name) : objectArn(bucket.name, key);
-  return { ...req.callerContext, "aws:s3:arn": arn };
+  const context: Record<string, string> = Object.assign({}, req.callerContext);
+  context["aws:s3:arn"] = arn;
+  return context;
 }
 
 /** The requester's context for S3's call to KMS: same principal, S3 as the calling service. */
-function onBehalf(ctx: CallContext, bucket: BucketRecord): CallContext {
-  return { ...ctx, region: bucket.region, viaService: `s3.${bucket.region}.amazonaws.com` };
+function viaS3(ctx: CallContext, bucket: BucketRecord): CallContext {
+  return onBehalf(ctx, bucket.region, `s3.${bucket.region}.amazonaws.com`);
 }
 
 /** KMS's errors as S3 surfaces them (aws-subset §2.3, recorded by LocalStack against AWS). */
@@ -199,7 +201,7 @@ export function encryptBody(
       svc.account.kms,
       "GenerateDataKey",
       { KeyId: req.kmsKeyId, KeySpec: "AES_256", EncryptionContext: context },
-      onBehalf(ctx, bucket),
+      viaS3(ctx, bucket),
     );
   } catch (err) {
     throw kmsErrorToS3(err);
@@ -250,7 +252,7 @@ export function decryptBody(
         CiphertextBlob: Buffer.from(sse.encryptedDataKey ?? "", "base64"),
         EncryptionContext: sse.context ?? {},
       },
-      onBehalf(ctx, bucket),
+      viaS3(ctx, bucket),
     );
   } catch (err) {
     throw kmsErrorToS3(err);

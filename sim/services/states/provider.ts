@@ -604,6 +604,9 @@ export function serviceContext(region: string, account: Account): CallContext {
     sourceIp: "states.amazonaws.com",
     userAgent: "states.amazonaws.com",
     secureTransport: true,
+    viaService: undefined,
+    serviceKeys: undefined,
+    auth: undefined,
   };
 }
 

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { type Account, ids } from "../../account.js";
 import { ServiceError } from "../../core/errors.js";
 import { type CallContext, globalContextKeys, type ServiceProvider } from "../../core/service.js";
-import type { ContextKeys, Principal } from "../../core/types.js";
+import type { Principal } from "../../core/types.js";
 import { int, list, str, struct, validate } from "../../core/validate.js";
 import { authorize, type EvalRequest, evaluatePolicy } from "../../policy/index.js";
 
@@ -131,12 +131,10 @@ export class StsService implements ServiceProvider {
     const trust = this.account.iam.storedPolicy(role.trustPolicy, "trust");
     if (!trust) throw denied();
 
-    const context: ContextKeys = {
-      ...globalContextKeys(ctx),
-      "sts:RoleSessionName": req.RoleSessionName,
-      ...(req.ExternalId !== undefined ? { "sts:ExternalId": req.ExternalId } : {}),
-      ...(req.SourceIdentity !== undefined ? { "sts:SourceIdentity": req.SourceIdentity } : {}),
-    };
+    const context = globalContextKeys(ctx);
+    context["sts:RoleSessionName"] = req.RoleSessionName;
+    if (req.ExternalId !== undefined) context["sts:ExternalId"] = req.ExternalId;
+    if (req.SourceIdentity !== undefined) context["sts:SourceIdentity"] = req.SourceIdentity;
     const evalReq: EvalRequest = { principal: caller, action: "sts:AssumeRole", resource: role.arn, context };
     // The trust policy must allow the caller, by naming it or its account (an Allow naming the
     // account then defers to the caller's IAM policies, which authorize() checks along with explicit
