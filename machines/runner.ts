@@ -85,9 +85,13 @@ export const TRANSIENT_RETRY: RetryPolicy = { maxAttempts: 8, baseMs: 200, maxDe
 
 /**
  * CloudTrail's LookupEvents: 2 a second per account and Region, shared by everyone in it (a class
- * running the lab in one account): throttling is expected there, so more and longer retries.
+ * running the lab in one account): throttling is expected there, so more and longer retries. With
+ * ten executions polling one account, about two lookups in three are throttled: 16 attempts lost
+ * a whole run now and then (0.65^16 ≈ 0.1% a lookup, and a class makes hundreds). 30 attempts back
+ * off for about four minutes on average and at most eight and a half, less than the lab's default
+ * wait for CloudTrail on AWS (`trailWaitSeconds`, 20 minutes).
  */
-export const LOOKUP_RETRY: RetryPolicy = { maxAttempts: 16, baseMs: 1000, maxDelayMs: 20_000 };
+export const LOOKUP_RETRY: RetryPolicy = { maxAttempts: 30, baseMs: 1000, maxDelayMs: 20_000 };
 
 /** The retry policy of an action, the same in both engines (the ASL export's Retry follows it). */
 export function retryPolicyFor(
