@@ -59,6 +59,27 @@ export interface CallRecord {
   ctx: CallContext;
 }
 
+/** A call's record, built in one shape for the dispatcher's calls and a service's calls to another. */
+export function callRecord(
+  provider: ServiceProvider,
+  operation: string,
+  readOnly: boolean,
+  input: Record<string, unknown>,
+  ctx: CallContext,
+  outcome: { output: unknown } | { error: ServiceError },
+): CallRecord {
+  return {
+    service: provider.service,
+    eventSource: provider.eventSource,
+    operation,
+    readOnly,
+    input,
+    output: "output" in outcome ? outcome.output : undefined,
+    error: "error" in outcome ? outcome.error : undefined,
+    ctx,
+  };
+}
+
 /** The JSON document that holds a whole account; persisted atomically by the store. */
 export interface AccountState {
   formatVersion: 1;
@@ -177,32 +198,18 @@ export class Account {
     const info = provider.operations[operation];
     if (!info) throw new Error(`${provider.service} has no operation ${operation}`);
     const fn = (provider as unknown as Record<string, OperationFn>)[operation]!;
-    const record = (): CallRecord => ({
-      service: provider.service,
-      eventSource: provider.eventSource,
-      operation,
-      readOnly: info.readOnly,
-      input,
-      ctx,
-    });
     let output: unknown;
     try {
       output = fn.call(provider, input, ctx);
     } catch (err) {
-      if (this.listeners.length > 0 && (err as ServiceError).name === "ServiceError") {
-        const failed = record();
-        failed.error = err as ServiceError;
-        this.emit(failed);
-      }
+      if (this.listeners.length > 0 && (err as ServiceError).name === "ServiceError")
+        this.emit(callRecord(provider, operation, info.readOnly, input, ctx, { error: err as ServiceError }));
       throw err;
     }
     if (output instanceof Promise) throw new Error(`${provider.service}.${operation} is asynchronous`);
     if (!info.readOnly) this.changed();
-    if (this.listeners.length > 0) {
-      const done = record();
-      done.output = output;
-      this.emit(done);
-    }
+    if (this.listeners.length > 0)
+      this.emit(callRecord(provider, operation, info.readOnly, input, ctx, { output }));
     return output as T;
   }
 

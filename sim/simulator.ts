@@ -1,9 +1,17 @@
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Account, type AccountOptions, type CallRecord, type Clock, ids, PROFILES } from "./account.js";
+import {
+  Account,
+  type AccountOptions,
+  type CallRecord,
+  type Clock,
+  callRecord,
+  ids,
+  PROFILES,
+} from "./account.js";
 import { authenticate, type CredentialRecord, type ErrorFamily } from "./auth/authenticate.js";
 import { ServiceError } from "./core/errors.js";
-import type { CallContext, OperationFn, ServiceProvider } from "./core/service.js";
+import { type CallContext, callContext, type OperationFn, type ServiceProvider } from "./core/service.js";
 import type { Principal, SimRequest, SimResponse } from "./core/types.js";
 import { type FaultDecision, FaultInjector } from "./faults.js";
 import type { Codec } from "./protocols/codec.js";
@@ -267,7 +275,7 @@ export class Simulator {
     if (!readOnly) this.stats.mutatingCalls++;
     if (!readOnly && !info.sessionOnly) this.stats.writeCalls++;
 
-    const ctx: CallContext = {
+    const ctx = callContext({
       accountId: this.account.accountId,
       region: provider.service === "iam" ? "us-east-1" : (auth.region ?? "us-east-1"),
       requestId,
@@ -276,10 +284,8 @@ export class Simulator {
       sourceIp: req.sourceIp,
       userAgent: req.headers["user-agent"] ?? "",
       secureTransport: req.scheme === "https",
-      viaService: undefined,
-      serviceKeys: undefined,
       auth: { signed: auth.signed, presigned: auth.presigned, chunkSigning: auth.chunkSigning },
-    };
+    });
     const call: Call = { provider, operation, readOnly, input, ctx };
     const fault = this.faults.decide(provider.service, operation);
     if (fault.latencyMs > 0) return sleep(fault.latencyMs).then(() => this.run(call, codec, fault.kind));
@@ -290,7 +296,7 @@ export class Simulator {
     if (fault !== "none") throw injectedError(call, fault);
     const fn = (call.provider as unknown as Record<string, OperationFn>)[call.operation]!;
     const failed = (err: unknown): never => {
-      if (err instanceof ServiceError) this.emit(call, undefined, err);
+      if (err instanceof ServiceError) this.emit(call, { error: err });
       throw err;
     };
     let output: unknown;
@@ -305,33 +311,19 @@ export class Simulator {
 
   private succeed(call: Call, codec: Codec, output: unknown): SimResponse {
     if (!call.readOnly) this.account.changed();
-    this.emit(call, output, undefined);
+    this.emit(call, { output });
     return codec.encode(call.provider, call.operation, output, call.ctx.requestId);
   }
 
-  private emit(call: Call, output: unknown, error: ServiceError | undefined): void {
+  private emit(call: Call, outcome: { output: unknown } | { error: ServiceError }): void {
     if (!this.account.observed) return;
-    const { provider } = call;
-    const record: CallRecord = {
-      service: provider.service,
-      eventSource: provider.eventSource,
-      operation: call.operation,
-      readOnly: call.readOnly,
-      input: call.input,
-      ctx: call.ctx,
-    };
-    if (error) record.error = error;
-    else record.output = output;
-    this.account.emit(record);
+    this.account.emit(
+      callRecord(call.provider, call.operation, call.readOnly, call.input, call.ctx, outcome),
+    );
   }
 
   private readonly lookupCredentials = (accessKeyId: string): CredentialRecord | undefined => {
-    if (accessKeyId.startsWith("ASIA")) {
-      const session = this.account.sts.findSession(accessKeyId);
-      if (!session) return undefined;
-      const { secretAccessKey, sessionToken, expiration, principal } = session;
-      return { secretAccessKey, sessionToken, expiration, active: true, principal };
-    }
+    if (accessKeyId.startsWith("ASIA")) return this.account.sts.findSession(accessKeyId);
     return this.account.iam.findAccessKey(accessKeyId);
   };
 

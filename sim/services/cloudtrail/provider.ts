@@ -5,6 +5,7 @@ import { ServiceError } from "../../core/errors.js";
 import { uuid } from "../../core/random.js";
 import {
   type CallContext,
+  callContext,
   globalContextKeys,
   type OperationInfo,
   type ServiceProvider,
@@ -586,7 +587,7 @@ export class CloudTrailService implements ServiceProvider {
     const prefix = trail.s3KeyPrefix ? `${trail.s3KeyPrefix}/` : "";
     const key = `${prefix}AWSLogs/${acct}/CloudTrail/${trail.region}/${y}/${m}/${d}/${acct}_CloudTrail_${trail.region}_${stamp}_${random}.json.gz`;
     const body = gzipSync(`{"Records":[${records.map((r) => this.events.json(r)).join(",")}]}`);
-    const ctx: CallContext = {
+    const ctx = callContext({
       accountId: acct,
       region: trail.region,
       requestId: randomBytes(8).toString("hex").toUpperCase(),
@@ -595,10 +596,8 @@ export class CloudTrailService implements ServiceProvider {
       sourceIp: "cloudtrail.amazonaws.com",
       userAgent: "cloudtrail.amazonaws.com",
       secureTransport: true,
-      viaService: undefined,
       serviceKeys: { "aws:SourceArn": trail.arn, "aws:SourceAccount": acct },
-      auth: undefined,
-    };
+    });
     this.account.call(
       this.account.s3,
       "PutObject",

@@ -991,7 +991,7 @@ export class IamService implements ServiceProvider {
   private authorize(ctx: CallContext, op: string, resource: string, extra: ContextKeys = {}): void {
     const action = `iam:${op}`;
     const denial = identityDenial(
-      { principal: ctx.principal, action, resource, context: { ...globalContextKeys(ctx), ...extra } },
+      { principal: ctx.principal, action, resource, context: Object.assign(globalContextKeys(ctx), extra) },
       this.identityPolicies(ctx.principal),
       this.account.accountId,
     );

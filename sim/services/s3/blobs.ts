@@ -34,8 +34,10 @@ export class BlobStore {
     this.dir = account.dataDir === undefined ? undefined : join(account.dataDir, "s3", "objects");
   }
 
-  /** Stores `data` (already sealed) under a new random id, durably; returns the id. */
-  /** Stores a body; an in-memory store keeps `data` itself (the caller gives it up). */
+  /**
+   * Stores `data` (already sealed) under a new random id, durably; returns the id. An in-memory store
+   * keeps `data` itself: the caller gives it up.
+   */
   write(data: Uint8Array): string {
     const id = pooledRandom(16).toString("hex");
     if (this.dir === undefined) {

@@ -5,6 +5,7 @@ import { ServiceError } from "../../core/errors.js";
 import { uuid } from "../../core/random.js";
 import {
   type CallContext,
+  callContext,
   globalContextKeys,
   type OperationInfo,
   type ServiceProvider,
@@ -595,7 +596,7 @@ export class StatesService implements ServiceProvider {
 
 /** A call Step Functions makes itself (assuming the execution role). */
 export function serviceContext(region: string, account: Account): CallContext {
-  return {
+  return callContext({
     accountId: account.accountId,
     region,
     requestId: uuid(),
@@ -604,10 +605,7 @@ export function serviceContext(region: string, account: Account): CallContext {
     sourceIp: "states.amazonaws.com",
     userAgent: "states.amazonaws.com",
     secureTransport: true,
-    viaService: undefined,
-    serviceKeys: undefined,
-    auth: undefined,
-  };
+  });
 }
 
 function describeMachine(m: MachineRecord) {

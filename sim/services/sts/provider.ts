@@ -61,9 +61,15 @@ export class StsService implements ServiceProvider {
    * are still returned (with their `expiration`) for a day, so the authenticator can answer
    * ExpiredToken; after that they are pruned.
    */
-  findSession(
-    accessKeyId: string,
-  ): { secretAccessKey: string; sessionToken: string; expiration: Date; principal: Principal } | undefined {
+  findSession(accessKeyId: string):
+    | {
+        secretAccessKey: string;
+        sessionToken: string;
+        expiration: Date;
+        active: true;
+        principal: Principal;
+      }
+    | undefined {
     this.prune();
     const s = this.state.sessions[accessKeyId];
     if (!s) return undefined;
@@ -71,6 +77,8 @@ export class StsService implements ServiceProvider {
       secretAccessKey: s.secretAccessKey,
       sessionToken: s.sessionToken,
       expiration: new Date(s.expiration),
+      // A session's key works until the session expires (authentication checks `expiration`).
+      active: true,
       principal: this.sessionPrincipal(s),
     };
   }
