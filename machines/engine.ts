@@ -3,6 +3,7 @@ import { type AnyActorRef, createActor } from "xstate";
 import { crashHarness } from "../lib/crash.js";
 import {
   assertTarget,
+  Checkpointer,
   createState,
   type JournalEntry,
   type StageStatus as RecordStatus,
@@ -36,9 +37,11 @@ import {
 } from "./runner.js";
 
 /**
- * The local engine: runs the lab's machine against a target, checkpointing to the state store after
- * every effect and every transition, so that a run stopped at any point (crash, Ctrl-C, a long
- * CloudTrail wait) continues where it was when run again. Verification reads the account only.
+ * The local engine: runs the lab's machine against a target, writing the state store before and after
+ * every effect and before every wait (machine transitions, reads and verdicts go with the next of
+ * those writes: a crash only makes a resumed run do them again), so that a run stopped at any point
+ * (crash, Ctrl-C, a long CloudTrail wait) continues where it was when run again. Verification reads
+ * the account only.
  */
 
 export interface EngineOptions {
@@ -109,10 +112,8 @@ export async function runLab(options: EngineOptions): Promise<LabResult> {
 }
 
 class Engine implements StageExecutor {
-  private state!: StateFile;
+  private checkpoints!: Checkpointer;
   private params!: ResolvedParams;
-  private queue: Promise<unknown> = Promise.resolve();
-  private readonly pending: ((state: StateFile) => void)[] = [];
   private active = 0;
   private idle?: () => void;
   private actor?: AnyActorRef;
@@ -155,7 +156,7 @@ class Engine implements StageExecutor {
           this.reportTransitions(last, context);
           last = context;
           const snapshot = actor.getPersistedSnapshot();
-          this.later((st) => {
+          this.checkpoints.change((st) => {
             st.snapshot = snapshot;
             this.recordStatuses(st, context);
           });
@@ -174,12 +175,12 @@ class Engine implements StageExecutor {
     actor.start();
     await Promise.race([finished, stopped]);
     const interrupted = actor.getSnapshot().status !== "done";
-    await this.checkpoint((st) => {
+    await this.checkpoints.commit((st) => {
       st.snapshot = actor.getPersistedSnapshot();
       this.recordStatuses(st, actor.getSnapshot().context as LabContext);
     });
     actor.stop();
-    await this.queue;
+    await this.checkpoints.settled();
     return this.result(interrupted);
   }
 
@@ -199,12 +200,12 @@ class Engine implements StageExecutor {
         throw new ParamsMismatchError(
           `the state file records a run with other parameters (${differ.join(", ")}): continue it with the same ones, tear it down first (kmslab teardown), or start another run with --state PATH`,
         );
-      this.state = existing;
+      this.checkpoints = new Checkpointer(this.o.store, existing);
       this.params = recorded;
       return;
     }
     this.params = this.o.params;
-    this.state = await this.o.store.write(
+    const created = await this.o.store.write(
       createState({
         target: this.o.target,
         runId: newRunId(),
@@ -213,27 +214,12 @@ class Engine implements StageExecutor {
         now: new Date(this.now()),
       }),
     );
+    this.checkpoints = new Checkpointer(this.o.store, created);
   }
 
-  /** Applies a change to the state and writes it; changes are written one at a time, in order. */
-  private checkpoint(change: (state: StateFile) => void): Promise<void> {
-    const next = this.queue.then(async () => {
-      const copy = structuredClone(this.state);
-      for (const c of this.pending.splice(0)) c(copy);
-      change(copy);
-      this.state = await this.o.store.write(copy);
-    });
-    this.queue = next.catch(() => {});
-    return next;
-  }
-
-  /**
-   * A change that need not be on disk before the run goes on — a machine transition, a read step
-   * completed: it is written with the next checkpoint (every effect's intent and result is one). A
-   * crash before then only makes a resumed run repeat reads.
-   */
-  private later(change: (state: StateFile) => void): void {
-    this.pending.push(change);
+  /** The run's state, with every change made so far (written or not yet). */
+  private get state(): StateFile {
+    return this.checkpoints.state;
   }
 
   private record(st: StateFile, id: string): StageRecord {
@@ -283,13 +269,13 @@ class Engine implements StageExecutor {
     const key = (stepId: string) => `${stepId}#${attempt}`;
     const hooks: RunnerHooks = {
       intent: (e) =>
-        this.checkpoint((st) => {
+        this.checkpoints.commit((st) => {
           st.journal.push(this.entry(st, e.stageId, key(e.stepId), e.service, e.action, "intent"));
         }),
       done: async (e) => {
         const effect = ++effectsDone;
         crash(effect, "call");
-        await this.checkpoint((st) => {
+        await this.checkpoints.commit((st) => {
           const entry = this.entry(st, e.stageId, key(e.stepId), e.service, e.action, "done");
           entry.result = e.assigned;
           st.journal.push(entry);
@@ -324,7 +310,8 @@ class Engine implements StageExecutor {
           this.state.stages[stageId]?.outputs[DEADLINES] as Record<string, number> | undefined
         )?.[k];
         if (saved !== undefined) return saved;
-        await this.checkpoint((st) => {
+        // Written before the poll first waits (settle): a poll that needs no wait writes nothing.
+        this.checkpoints.change((st) => {
           const r = this.record(st, stageId);
           r.outputs = {
             ...r.outputs,
@@ -335,10 +322,11 @@ class Engine implements StageExecutor {
       },
       cursor: () => Number(this.state.stages[stageId]?.outputs[CURSOR] ?? 0),
       stepDone: async (completed, vars) =>
-        this.later((st) => {
+        this.checkpoints.change((st) => {
           const r = this.record(st, stageId);
           r.outputs = { ...r.outputs, ...vars, [CURSOR]: completed };
         }),
+      settle: () => this.checkpoints.commit(),
       progress: (event) => this.o.progress?.(event),
       stopping: () => this.stopping,
       ...(this.o.now ? { now: this.o.now } : {}),
@@ -373,7 +361,8 @@ class Engine implements StageExecutor {
 
   async precondition(stageId: StageId): Promise<void> {
     await this.inFlight(async () => {
-      await this.checkpoint((st) => {
+      // Not written yet: the attempt counts once its first effect's intent is written.
+      this.checkpoints.change((st) => {
         const r = this.record(st, stageId);
         r.attempts += 1;
         r.status = "running";
@@ -389,7 +378,7 @@ class Engine implements StageExecutor {
         await this.recordError(stageId, err);
         throw err;
       }
-      await this.checkpoint((st) => {
+      this.checkpoints.change((st) => {
         const r = this.record(st, stageId);
         r.outputs = { ...r.outputs, ...runner.persistableVars() };
       });
@@ -415,7 +404,7 @@ class Engine implements StageExecutor {
       const def = this.defs.get(stageId)!;
       const checks = await verifyStage(def, (vars) => this.runner(stageId, vars));
       const points = checks.reduce((n, c) => n + c.points, 0);
-      await this.checkpoint((st) => {
+      this.checkpoints.change((st) => {
         const r = this.record(st, stageId);
         r.evidence = checks as unknown as StageRecord["evidence"];
         if (points < def.points) {
@@ -454,13 +443,13 @@ class Engine implements StageExecutor {
           failures.push(`${step.title}: ${(err as Error).message}`);
           continue;
         }
-        await this.checkpoint((st) => {
+        await this.checkpoints.commit((st) => {
           st.journal.push(this.entry(st, stageId, entry.effectId, entry.service, entry.operation, "undone"));
           const ledger = st.ledger.find((l) => l.arn === entry.resourceArn && !l.deletedAt);
           if (ledger) ledger.deletedAt = this.iso();
         });
       }
-      await this.checkpoint((st) => {
+      await this.checkpoints.commit((st) => {
         this.record(st, stageId).status = failures.length === 0 ? "rolledBack" : "failed";
       });
       if (failures.length > 0) throw new Error(failures.join("; "));
@@ -468,7 +457,7 @@ class Engine implements StageExecutor {
   }
 
   private async recordError(stageId: StageId, err: unknown): Promise<void> {
-    await this.checkpoint((st) => {
+    await this.checkpoints.commit((st) => {
       const r = this.record(st, stageId);
       r.error = {
         code:

@@ -32,6 +32,8 @@ export interface RunnerHooks {
   stepDone?(completed: number, vars: Bindings): Promise<void>;
   /** Polls keep their deadline here so a resumed wait keeps what is left of its budget. */
   deadline(key: string, fallbackMs: number): Promise<number>;
+  /** Before a poll waits: what the run has recorded so far (its deadline too) must be durable. */
+  settle?(): Promise<void>;
   progress?(event: ProgressEvent): void;
   /** Checked between steps and while waiting: true stops the run (Ctrl-C). */
   stopping?(): boolean;
@@ -524,6 +526,8 @@ export class StageRunner {
           step.id,
           `${step.title}: gave up waiting for ${step.waitingFor} after ${Math.round(budgetMs / 1000)} s`,
         );
+      // On disk before anyone is told the run waits: a crash while waiting loses nothing.
+      await this.hooks.settle?.();
       this.hooks.progress?.({
         kind: "waiting",
         stageId: this.stageId,

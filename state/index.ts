@@ -3,6 +3,7 @@
  * resource ledger), the stores that keep it, and the checks that keep bad input and secrets out.
  * The engine (machines/) and the CLI import from here.
  */
+export * from "./checkpointer.js";
 export * from "./errors.js";
 export * from "./schema.js";
 export * from "./secrets.js";

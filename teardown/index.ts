@@ -1,7 +1,13 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { crashHarness } from "../lib/crash.js";
 import { AwsError, type Clients } from "../machines/aws.js";
-import { assertTarget, type StateFile, type StateStore, type TeardownItem } from "../state/index.js";
+import {
+  assertTarget,
+  Checkpointer,
+  type StateFile,
+  type StateStore,
+  type TeardownItem,
+} from "../state/index.js";
 import { parseParams, type ResolvedParams, resolveParams } from "../steps/params.js";
 import { Aws } from "./aws.js";
 import { deleteResource } from "./delete.js";
@@ -64,10 +70,12 @@ const crash = crashHarness("KMSLAB_TEST_CRASH_AFTER_DELETION");
 
 export class Teardown {
   private state?: StateFile;
+  /** Writes `state` (changed in place) to the store, when there is a state file. */
+  private checkpoints?: Checkpointer;
   private params!: ResolvedParams;
   private readonly aws: Aws;
   private changes = 0;
-  private checkpoints = 0;
+  private checkpointed = 0;
   private locked = false;
 
   constructor(private readonly o: TeardownOptions) {
@@ -100,6 +108,7 @@ export class Teardown {
     try {
       this.state = store ? await store.read() : undefined;
       if (this.state) assertTarget(this.state, { accountId: this.o.account, region: this.o.region });
+      if (store && this.state) this.checkpoints = new Checkpointer(store, this.state);
     } catch (err) {
       await this.close();
       throw err;
@@ -171,8 +180,8 @@ export class Teardown {
       }
       results.push(r);
       await this.checkpoint((st) => this.record(st, r));
-      this.checkpoints++;
-      crash(this.checkpoints, "checkpoint");
+      this.checkpointed++;
+      crash(this.checkpointed, "checkpoint");
       this.o.progress?.(r);
     }
     // Look again: what should go and is still there is what remains, whatever the calls said.
@@ -241,10 +250,7 @@ export class Teardown {
   }
 
   private async checkpoint(change: (st: StateFile) => void): Promise<void> {
-    if (!this.state || !this.o.store) return;
-    const copy = structuredClone(this.state);
-    change(copy);
-    this.state = await this.o.store.write(copy);
+    await this.checkpoints?.commit(change);
   }
 }
 

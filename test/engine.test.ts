@@ -185,6 +185,42 @@ describe("kmslab run as a process", () => {
     expect(resumed.code, resumed.stderr).toBe(0);
   }, 120_000);
 
+  it("has the wait's deadline and everything before it on disk while it waits: a SIGKILL then loses nothing", async () => {
+    const cwd = tempDir("kmslab-killwait-");
+    const slow = {
+      KMSLAB_SIM_PROFILE: JSON.stringify({ trailLookupDelayMs: 10_000, trailDeliveryIntervalMs: 10_000 }),
+    };
+    const { spawn } = await import("node:child_process");
+    const { BIN } = await import("./helpers/cli.js");
+    const child = spawn(process.execPath, [BIN, "run", ...args], { cwd, env: { ...process.env, ...slow } });
+    let stderr = "";
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.on("exit", (_code, signal) => r(signal)));
+    await new Promise<void>((resolve) => {
+      child.stderr.on("data", (d) => {
+        stderr += d;
+        if (/trail-key-usage: waiting for/.test(stderr)) resolve();
+      });
+    });
+    child.kill("SIGKILL");
+    expect(await exited).toBe("SIGKILL");
+    const path = join(cwd, ".kmslab/state.json");
+    const killed = parseState(readFileSync(path, "utf8"), "state");
+    const deadlines = killed.stages["trail-key-usage"]!.outputs.__deadlines as Record<string, number>;
+    expect(Object.keys(deadlines)).toContain("trail-key-usage.events#1");
+    for (const id of ["create-key", "sse-kms-upload", "public-access-denied"])
+      expect(killed.stages[id]!.status, id).toBe("passed");
+
+    const resumed = await runCli(["run", ...args], { cwd, env: instant });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const done = parseState(readFileSync(path, "utf8"), "state");
+    // The resumed wait kept its deadline rather than starting a new budget.
+    expect(
+      (done.stages["trail-key-usage"]!.outputs.__deadlines as Record<string, number>)[
+        "trail-key-usage.events#1"
+      ],
+    ).toBe(deadlines["trail-key-usage.events#1"]);
+  }, 120_000);
+
   describe("bad input leaves every file as it was", () => {
     function prepared() {
       const cwd = tempDir("kmslab-badinput-");
