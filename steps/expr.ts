@@ -21,7 +21,64 @@ export class ExpressionError extends Error {
 }
 
 const EXPR = /^\{%([\s\S]*)%\}$/;
-const compiled = new Map<string, jsonata.Expression>();
+
+interface Compiled {
+  expression: jsonata.Expression;
+  /** How to read the value without JSONata's evaluator, when the expression is that simple. */
+  direct?: Direct;
+}
+
+/**
+ * Most of the lab's expressions are a literal, a variable or a field path from one
+ * (`$params.keyAlias`, `$states.result.KeyMetadata`): those are read straight from the bindings,
+ * with JSONata's result, and only JSONata's own parse tree decides which expressions these are.
+ * Whatever the direct read is unsure of (an array, whose sequence rules JSONata applies; a value that
+ * is not a plain object along the path; a variable that is not a binding) goes to JSONata.
+ */
+type Direct = { literal: unknown } | { variable: string; fields: string[] };
+
+const UNSURE = Symbol("unsure");
+
+function directOf(ast: jsonata.ExprNode): Direct | undefined {
+  const plain = (node: jsonata.ExprNode) =>
+    Object.keys(node).every((k) => k === "type" || k === "value" || k === "position");
+  // The package's types do not list "path" among the node types its parser makes.
+  if (!plain(ast)) return (ast.type as string) === "path" ? pathOf(ast.steps ?? [], plain) : undefined;
+  if (ast.type === "value" || ast.type === "number" || ast.type === "string") return { literal: ast.value };
+  if (ast.type === "variable" && ast.value !== "") return { variable: String(ast.value), fields: [] };
+  return undefined;
+}
+
+function pathOf(steps: jsonata.ExprNode[], plain: (node: jsonata.ExprNode) => boolean): Direct | undefined {
+  const [first, ...rest] = steps;
+  if (first?.type !== "variable" || first.value === "" || !plain(first)) return undefined;
+  if (!rest.every((s) => s.type === "name" && plain(s))) return undefined;
+  return { variable: String(first.value), fields: rest.map((s) => String(s.value)) };
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> => {
+  if (value === null || typeof value !== "object") return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+};
+
+function readDirect(direct: Direct, bindings: Bindings): unknown {
+  if ("literal" in direct) return direct.literal;
+  if (!Object.hasOwn(bindings, direct.variable)) return UNSURE;
+  let value = bindings[direct.variable];
+  for (const field of direct.fields) {
+    if (value === undefined) return undefined;
+    if (!isPlainObject(value)) return UNSURE;
+    // JSONata reads own fields only (`$x.constructor` is nothing).
+    value = Object.hasOwn(value, field) ? value[field] : undefined;
+  }
+  if (value === null || value === undefined || isPlainObject(value)) return value;
+  return typeof value === "string" || typeof value === "number" || typeof value === "boolean"
+    ? value
+    : UNSURE;
+}
+
+const compiled = new Map<string, Compiled>();
 
 /** Whether a value is a `{% ... %}` expression. */
 export function isExpression(value: unknown): value is string {
@@ -33,17 +90,20 @@ export function expressionBody(value: string): string {
   return EXPR.exec(value)![1]!.trim();
 }
 
-function compile(body: string): jsonata.Expression {
-  let expression = compiled.get(body);
-  if (expression) return expression;
+function compile(body: string): Compiled {
+  const known = compiled.get(body);
+  if (known) return known;
+  let expression: jsonata.Expression;
   try {
     expression = jsonata(body);
   } catch (err) {
     throw new ExpressionError(`{% ${body} %}`, (err as Error).message);
   }
   registerStatesFunctions(expression);
-  compiled.set(body, expression);
-  return expression;
+  const direct = directOf(expression.ast());
+  const entry: Compiled = direct ? { expression, direct } : { expression };
+  compiled.set(body, entry);
+  return entry;
 }
 
 /** Checks that an expression parses (stage definitions are checked once, at load). */
@@ -54,8 +114,13 @@ export function checkExpression(value: string): void {
 /** Evaluates one `{% %}` expression. Bindings become `$name` variables (`$params`, `$states`...). */
 export async function evaluate(value: string, bindings: Bindings): Promise<unknown> {
   const body = expressionBody(value);
+  const { expression, direct } = compile(body);
+  if (direct) {
+    const read = readDirect(direct, bindings);
+    if (read !== UNSURE) return normalise(read);
+  }
   try {
-    return normalise(await compile(body).evaluate({}, bindings));
+    return normalise(await expression.evaluate({}, bindings));
   } catch (err) {
     if (err instanceof ExpressionError) throw err;
     throw new ExpressionError(value, (err as Error).message);

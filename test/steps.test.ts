@@ -1,3 +1,4 @@
+import jsonata from "jsonata";
 import { describe, expect, it } from "vitest";
 import { OBJECT_BODY, POLICY_NAMES_ROLE, POLICY_WITHOUT_ROLE } from "../steps/build.js";
 import { ExpressionError, evaluate, render } from "../steps/expr.js";
@@ -34,7 +35,73 @@ describe("the stage registry", () => {
   });
 });
 
+/** A JSONata result with its sequences (flagged arrays) as plain arrays. */
+const plainArrays = (value: unknown): unknown =>
+  Array.isArray(value)
+    ? value.map(plainArrays)
+    : value !== null && typeof value === "object" && !Buffer.isBuffer(value)
+      ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plainArrays(v)]))
+      : value;
+
 describe("JSONata as Step Functions evaluates it", () => {
+  it("gives JSONata's own value for literals, variables and field paths (which it reads directly)", async () => {
+    const data = {
+      s: "text",
+      n: 0,
+      t: true,
+      z: null,
+      o: { a: { b: "deep" }, list: [5], nested: [[1, 2], [3]], none: null, bytes: Buffer.from("x") },
+      items: [{ name: "a" }, { name: "b" }],
+      one: [{ name: "only" }],
+      bare: Object.assign(Object.create(null), { k: "v" }),
+    };
+    const expressions = [
+      "true",
+      "false",
+      "null",
+      "42",
+      "-1.5",
+      '"str"',
+      "$s",
+      "$n",
+      "$t",
+      "$z",
+      "$o",
+      "$items",
+      "$missing",
+      "$string",
+      "$$",
+      "$",
+      "$o.a",
+      "$o.a.b",
+      "$o.a.b.c",
+      "$o.list",
+      "$o.nested",
+      "$o.none",
+      "$o.none.x",
+      "$o.bytes",
+      "$o.constructor",
+      "$o.a.toString",
+      "$o.missing.x",
+      "$s.length",
+      "$n.x",
+      "$t.x",
+      "$items.name",
+      "$one.name",
+      "$bare.k",
+      "$o.`a`.b",
+      "$o.a[0]",
+      "$o.list[0]",
+      "$o.list[]",
+    ];
+    for (const body of expressions) {
+      const expected = await jsonata(body).evaluate({}, data);
+      const got = await evaluate(`{% ${body} %}`, data);
+      // JSONata's sequences are arrays with a flag; evaluate returns plain arrays.
+      expect([body, got], body).toEqual([body, plainArrays(expected)]);
+    }
+  });
+
   it("renders templates: expressions replaced, literals kept, undefined fields left out", async () => {
     const out = await render(
       {
