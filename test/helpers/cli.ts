@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -85,13 +85,17 @@ export const AWS_CLI = existsSync("/usr/bin/aws") ? "/usr/bin/aws" : "aws";
 
 /**
  * The AWS CLI's environment against `kmslab sim serve`: the account's admin keys, us-east-1, no
- * pager, and none of the user's config or credential files.
+ * pager, and none of the user's config or credential files. Its own config file asks for SigV4 on
+ * S3: AWS CLI v2 signs so anyway, v1 would presign with Signature Version 2 (refused, as S3 refuses
+ * it for buckets made since 2020 and for SSE-KMS objects), so the tests also run with a v1 on PATH.
  */
 export function awsCliEnv(work: string, server: ServeHandle): Record<string, string> {
+  const config = join(work, "aws-config");
+  writeFileSync(config, "[default]\ns3 =\n    signature_version = s3v4\n");
   return {
     PATH: process.env.PATH ?? "",
     HOME: work,
-    AWS_CONFIG_FILE: join(work, "none-config"),
+    AWS_CONFIG_FILE: config,
     AWS_SHARED_CREDENTIALS_FILE: join(work, "none-credentials"),
     AWS_PAGER: "",
     AWS_DEFAULT_REGION: "us-east-1",
