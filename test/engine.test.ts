@@ -161,24 +161,35 @@ describe("kmslab run as a process", () => {
     }
   }, 300_000);
 
-  it("stops on Ctrl-C during the CloudTrail wait, and a second run completes", async () => {
-    const cwd = tempDir("kmslab-sigint-");
+  /**
+   * Starts `kmslab run` with CloudTrail 10 s behind (events and log files) and resolves once the run
+   * says it waits for CloudTrail in stage 5.
+   */
+  async function runUntilTrailWait(cwd: string) {
     const slow = {
-      KMSLAB_SIM_PROFILE: JSON.stringify({ trailLookupDelayMs: 30_000, trailDeliveryIntervalMs: 30_000 }),
+      KMSLAB_SIM_PROFILE: JSON.stringify({ trailLookupDelayMs: 10_000, trailDeliveryIntervalMs: 10_000 }),
     };
     const { spawn } = await import("node:child_process");
     const { BIN } = await import("./helpers/cli.js");
     const child = spawn(process.execPath, [BIN, "run", ...args], { cwd, env: { ...process.env, ...slow } });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+      child.on("exit", (code, signal) => r({ code, signal })),
+    );
     let stderr = "";
-    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
     await new Promise<void>((resolve) => {
       child.stderr.on("data", (d) => {
         stderr += d;
         if (/trail-key-usage: waiting for/.test(stderr)) resolve();
       });
     });
+    return { child, exited };
+  }
+
+  it("stops on Ctrl-C during the CloudTrail wait, and a second run completes", async () => {
+    const cwd = tempDir("kmslab-sigint-");
+    const { child, exited } = await runUntilTrailWait(cwd);
     child.kill("SIGINT");
-    expect(await exited).toBe(130);
+    expect((await exited).code).toBe(130);
     const state = JSON.parse(readFileSync(join(cwd, ".kmslab/state.json"), "utf8"));
     expect(state.stages["trail-key-usage"].status).toBe("running");
     const resumed = await runCli(["run", ...args], { cwd, env: instant });
@@ -187,22 +198,9 @@ describe("kmslab run as a process", () => {
 
   it("has the wait's deadline and everything before it on disk while it waits: a SIGKILL then loses nothing", async () => {
     const cwd = tempDir("kmslab-killwait-");
-    const slow = {
-      KMSLAB_SIM_PROFILE: JSON.stringify({ trailLookupDelayMs: 10_000, trailDeliveryIntervalMs: 10_000 }),
-    };
-    const { spawn } = await import("node:child_process");
-    const { BIN } = await import("./helpers/cli.js");
-    const child = spawn(process.execPath, [BIN, "run", ...args], { cwd, env: { ...process.env, ...slow } });
-    let stderr = "";
-    const exited = new Promise<NodeJS.Signals | null>((r) => child.on("exit", (_code, signal) => r(signal)));
-    await new Promise<void>((resolve) => {
-      child.stderr.on("data", (d) => {
-        stderr += d;
-        if (/trail-key-usage: waiting for/.test(stderr)) resolve();
-      });
-    });
+    const { child, exited } = await runUntilTrailWait(cwd);
     child.kill("SIGKILL");
-    expect(await exited).toBe("SIGKILL");
+    expect((await exited).signal).toBe("SIGKILL");
     const path = join(cwd, ".kmslab/state.json");
     const killed = parseState(readFileSync(path, "utf8"), "state");
     const deadlines = killed.stages["trail-key-usage"]!.outputs.__deadlines as Record<string, number>;
