@@ -32,7 +32,7 @@ export interface RunnerHooks {
   stepDone?(completed: number, vars: Bindings): Promise<void>;
   /** Polls keep their deadline here so a resumed wait keeps what is left of its budget. */
   deadline(key: string, fallbackMs: number): Promise<number>;
-  /** Before a poll waits: what the run has recorded so far (its deadline too) must be durable. */
+  /** Before the run waits (a poll, a back-off): what it has recorded so far must be durable. */
   settle?(): Promise<void>;
   progress?(event: ProgressEvent): void;
   /** Checked between steps and while waiting: true stops the run (Ctrl-C). */
@@ -145,7 +145,9 @@ export class StageRunner {
     return this.hooks.now?.() ?? Date.now();
   }
 
-  private wait(ms: number): Promise<void> {
+  /** Waits, once what the run has recorded so far is durable: a crash while waiting loses nothing. */
+  private async wait(ms: number): Promise<void> {
+    await this.hooks.settle?.();
     return this.hooks.sleep ? this.hooks.sleep(ms) : sleep(ms);
   }
 
@@ -526,7 +528,7 @@ export class StageRunner {
           step.id,
           `${step.title}: gave up waiting for ${step.waitingFor} after ${Math.round(budgetMs / 1000)} s`,
         );
-      // On disk before anyone is told the run waits: a crash while waiting loses nothing.
+      // Durable before anyone is told the run waits (wait() would write it only after).
       await this.hooks.settle?.();
       this.hooks.progress?.({
         kind: "waiting",
