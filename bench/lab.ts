@@ -51,11 +51,11 @@ async function lab(
   sim: Sim,
   inMemory = false,
 ): Promise<{ ms: number; calls: ObservedCall[]; writes: number }> {
-  const dir = mkdtempSync(join(tmpdir(), "kmslab-bench-lab-"));
+  const dir = inMemory ? undefined : mkdtempSync(join(tmpdir(), "kmslab-bench-lab-"));
   const clients = new Clients({ ...sim.clientConfig(), region: REGION }, {}, 0);
   const calls: ObservedCall[] = [];
   clients.observer = (c) => calls.push(c);
-  const store = inMemory ? new MemoryStateStore() : new FileStateStore(join(dir, "state.json"));
+  const store = dir ? new FileStateStore(join(dir, "state.json")) : new MemoryStateStore();
   const start = performance.now();
   const result = await runLab({
     store,
@@ -68,7 +68,7 @@ async function lab(
   clients.destroy();
   // Every write of the state file adds one to its serial.
   const writes = (await store.read())!.serial;
-  rmSync(dir, { recursive: true, force: true });
+  if (dir) rmSync(dir, { recursive: true, force: true });
   if (!result.complete) throw new Error(`the lab did not complete: ${JSON.stringify(result.stages)}`);
   return { ms, calls, writes };
 }

@@ -39,20 +39,22 @@ type Direct = { literal: unknown } | { variable: string; fields: string[] };
 
 const UNSURE = Symbol("unsure");
 
+/** A node with nothing on it but its type and value (no predicate, index, focus, group...). */
+const bare = (node: jsonata.ExprNode) =>
+  Object.keys(node).every((k) => k === "type" || k === "value" || k === "position");
+
 function directOf(ast: jsonata.ExprNode): Direct | undefined {
-  const plain = (node: jsonata.ExprNode) =>
-    Object.keys(node).every((k) => k === "type" || k === "value" || k === "position");
   // The package's types do not list "path" among the node types its parser makes.
-  if (!plain(ast)) return (ast.type as string) === "path" ? pathOf(ast.steps ?? [], plain) : undefined;
+  if (!bare(ast)) return (ast.type as string) === "path" ? pathOf(ast.steps ?? []) : undefined;
   if (ast.type === "value" || ast.type === "number" || ast.type === "string") return { literal: ast.value };
   if (ast.type === "variable" && ast.value !== "") return { variable: String(ast.value), fields: [] };
   return undefined;
 }
 
-function pathOf(steps: jsonata.ExprNode[], plain: (node: jsonata.ExprNode) => boolean): Direct | undefined {
+function pathOf(steps: jsonata.ExprNode[]): Direct | undefined {
   const [first, ...rest] = steps;
-  if (first?.type !== "variable" || first.value === "" || !plain(first)) return undefined;
-  if (!rest.every((s) => s.type === "name" && plain(s))) return undefined;
+  if (first?.type !== "variable" || first.value === "" || !bare(first)) return undefined;
+  if (!rest.every((s) => s.type === "name" && bare(s))) return undefined;
   return { variable: String(first.value), fields: rest.map((s) => String(s.value)) };
 }
 
@@ -72,10 +74,9 @@ function readDirect(direct: Direct, bindings: Bindings): unknown {
     // JSONata reads own fields only (`$x.constructor` is nothing).
     value = Object.hasOwn(value, field) ? value[field] : undefined;
   }
-  if (value === null || value === undefined || isPlainObject(value)) return value;
-  return typeof value === "string" || typeof value === "number" || typeof value === "boolean"
-    ? value
-    : UNSURE;
+  const type = typeof value;
+  const plain = value == null || type === "string" || type === "number" || type === "boolean";
+  return plain || isPlainObject(value) ? value : UNSURE;
 }
 
 const compiled = new Map<string, Compiled>();

@@ -69,8 +69,7 @@ export interface TeardownOptions {
 const crash = crashHarness("KMSLAB_TEST_CRASH_AFTER_DELETION");
 
 export class Teardown {
-  private state?: StateFile;
-  /** Writes `state` (changed in place) to the store, when there is a state file. */
+  /** The state file's content and its writes, when there is a state file. */
   private checkpoints?: Checkpointer;
   private params!: ResolvedParams;
   private readonly aws: Aws;
@@ -106,9 +105,9 @@ export class Teardown {
       this.locked = true;
     }
     try {
-      this.state = store ? await store.read() : undefined;
-      if (this.state) assertTarget(this.state, { accountId: this.o.account, region: this.o.region });
-      if (store && this.state) this.checkpoints = new Checkpointer(store, this.state);
+      const state = store ? await store.read() : undefined;
+      if (state) assertTarget(state, { accountId: this.o.account, region: this.o.region });
+      if (store && state) this.checkpoints = new Checkpointer(store, state);
     } catch (err) {
       await this.close();
       throw err;
@@ -247,6 +246,10 @@ export class Teardown {
       phase: "undone",
       at: this.iso(),
     };
+  }
+
+  private get state(): StateFile | undefined {
+    return this.checkpoints?.state;
   }
 
   private async checkpoint(change: (st: StateFile) => void): Promise<void> {

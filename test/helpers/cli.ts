@@ -91,7 +91,7 @@ export const AWS_CLI = existsSync("/usr/bin/aws") ? "/usr/bin/aws" : "aws";
  */
 export function awsCliEnv(work: string, server: ServeHandle): Record<string, string> {
   const config = join(work, "aws-config");
-  writeFileSync(config, "[default]\ns3 =\n    signature_version = s3v4\n");
+  if (!existsSync(config)) writeFileSync(config, "[default]\ns3 =\n    signature_version = s3v4\n");
   return {
     PATH: process.env.PATH ?? "",
     HOME: work,
