@@ -61,7 +61,12 @@ function needs(service: Service, action: string, args: Record<string, unknown>, 
     case "sts":
       return [{ actions: [`sts:${action}`], resources: ["*"] }];
     case "iam": {
-      const out: Need[] = [{ actions: [`iam:${action}`], resources: [role] }];
+      // The key-user role by its name; any other role the definition reads is the caller's own (the
+      // execution role, whose name and path the definition only learns from GetCallerIdentity).
+      const keyUser = JSON.stringify(args.RoleName ?? "").includes("keyUserRole");
+      const out: Need[] = [
+        { actions: [`iam:${action}`], resources: [keyUser ? role : `arn:aws:iam::${n.account}:role/*`] },
+      ];
       if (action === "CreateRole" && args.Tags) out.push({ actions: ["iam:TagRole"], resources: [role] });
       return out;
     }

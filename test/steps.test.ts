@@ -7,7 +7,12 @@ import { STAGES, validateRegistry } from "../steps/registry.js";
 import { KEY_POLICY } from "../steps/stages/create-key.js";
 
 const params = resolveParams(parseParams({}), "123456789012");
-const bindings = { params, runId: "run-1", adminArn: "arn:aws:iam::123456789012:user/admin" };
+const bindings = {
+  params,
+  runId: "run-1",
+  callerArn: "arn:aws:iam::123456789012:user/admin",
+  callerRole: null,
+};
 const roleArn = "arn:aws:iam::123456789012:role/kmslab-key-user";
 
 describe("the stage registry", () => {
@@ -136,6 +141,27 @@ describe("JSONata as Step Functions evaluates it", () => {
     expect(
       await evaluate(`{% ($policy := $parse($string(${KEY_POLICY})); ${POLICY_NAMES_ROLE}) %}`, bindings),
     ).toBe(true);
+  });
+
+  it("names a role session's administrator by its role's ARN as GetRole gives it (path included), or not at all", async () => {
+    const principals = async (extra: object) =>
+      JSON.parse(
+        (await evaluate(`{% $string(${KEY_POLICY}) %}`, {
+          ...bindings,
+          callerArn: "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/ana",
+          callerRole: "AWSReservedSSO_Admin_0123456789abcdef",
+          ...extra,
+        })) as string,
+      ).Statement.map((s: { Principal: { AWS: string } }) => s.Principal.AWS);
+    const withPath =
+      "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_0123456789abcdef";
+    expect(await principals({ callerRoleArn: withPath })).toEqual([
+      "arn:aws:iam::123456789012:root",
+      withPath,
+      roleArn,
+    ]);
+    // GetRole denied: no guessed ARN, the root statement alone lets IAM policies administer the key.
+    expect(await principals({ callerRoleArn: null })).toEqual(["arn:aws:iam::123456789012:root", roleArn]);
   });
 
   it("takes the role out of the key policy, and only the role", async () => {
