@@ -178,14 +178,16 @@ function sid(resources: string[], i: number): string {
         ? "LabKeys"
         : r.includes(":alias/")
           ? "LabAlias"
-          : r.includes(":role/")
-            ? "KeyUserRole"
-            : r.includes(":trail/")
-              ? "LabTrail"
-              : r.startsWith("arn:aws:s3:::")
-                ? r.includes("/")
-                  ? "LabObjects"
-                  : "LabBucket"
-                : "Lab";
+          : r.endsWith(":role/*")
+            ? "CallerRole"
+            : r.includes(":role/")
+              ? "KeyUserRole"
+              : r.includes(":trail/")
+                ? "LabTrail"
+                : r.startsWith("arn:aws:s3:::")
+                  ? r.includes("/")
+                    ? "LabObjects"
+                    : "LabBucket"
+                  : "Lab";
   return `${kind}${i + 1}`;
 }
