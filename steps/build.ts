@@ -98,7 +98,7 @@ export function check(
 export const ROOT_CANNOT_ASSUME =
   "these credentials are the account's root user, and AWS does not let the root user assume a role " +
   '("Roles may not be assumed by root accounts."), which acting as the key user needs: run kmslab as an ' +
-  "IAM Identity Center (SSO) user (aws configure sso, then kmslab --profile <profile>) or as an IAM user " +
+  "IAM Identity Center (SSO) user (aws configure sso, then kmslab run --profile <profile>) or as an IAM user " +
   "or role with administrator access, not as root";
 
 /** The role's ARN from the parameters (IAM ARNs are predictable). */

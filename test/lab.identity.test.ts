@@ -3,6 +3,7 @@ import { CloudTrailClient, LookupEventsCommand } from "@aws-sdk/client-cloudtrai
 import { IAMClient, PutRolePolicyCommand } from "@aws-sdk/client-iam";
 import { DescribeKeyCommand, GetKeyPolicyCommand, KMSClient } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { gradeLab } from "../grade/grade.js";
 import { Clients } from "../machines/aws.js";
 import { runLab } from "../machines/engine.js";
 import { BlockedError, type RunnerHooks, StageRunner } from "../machines/runner.js";
@@ -104,6 +105,22 @@ describe("the lab as the account's root user", () => {
     expect(points(result)).toEqual({ ...FULL_MARKS, "key-user-access": "blocked" });
     expect(result.stages["key-user-access"]?.reason).toBe(ROOT_CANNOT_ASSUME);
     expect(assumed).toEqual([]);
+
+    // Grading as root reads as the key user too: its learner is told the same.
+    const clients = new Clients({
+      ...sim.clientConfig({ credentials: sim.rootCredentials() }),
+      region: "us-east-1",
+    });
+    const graded = await gradeLab({
+      clients,
+      params: resolveParams(parseParams(FAST), sim.account.accountId),
+      target: { kind: "sim", region: "us-east-1", accountId: sim.account.accountId },
+    });
+    clients.destroy();
+    const restored = graded.stages
+      .find((s) => s.id === "key-user-access")!
+      .checks.find((c) => c.id === "restored")!;
+    expect(restored.learner).toBe(`cannot act as the key user: ${ROOT_CANNOT_ASSUME}`);
   });
 });
 
