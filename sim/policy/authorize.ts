@@ -35,7 +35,9 @@ const POLICY_TYPE_NAMES: Record<PolicyType, string> = {
 
 /**
  * The end of AWS's denial message, after "User: <arn> is not authorized to perform: <action> on
- * resource: <resource>": which kind of policy denied, or lacked an Allow.
+ * resource: <resource>": which kind of policy denied, or lacked an Allow. The identity- and
+ * resource-based wordings are AWS's (aws-subset §1.5, §2.3); "a session policy" follows the same
+ * pattern for the policy type AWS's troubleshooting guide lists, its exact words unconfirmed.
  * https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html
  */
 export function denialReason(result: Pick<AuthzResult, "explicitDeny" | "missing">, action: string): string {
