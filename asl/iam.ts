@@ -61,7 +61,12 @@ function needs(service: Service, action: string, args: Record<string, unknown>, 
     case "sts":
       return [{ actions: [`sts:${action}`], resources: ["*"] }];
     case "iam": {
-      const out: Need[] = [{ actions: [`iam:${action}`], resources: [role] }];
+      // The key-user role by its name; any other role the definition reads is the caller's own (the
+      // execution role, whose name and path the definition only learns from GetCallerIdentity).
+      const keyUser = JSON.stringify(args.RoleName ?? "").includes("keyUserRole");
+      const out: Need[] = [
+        { actions: [`iam:${action}`], resources: [keyUser ? role : `arn:aws:iam::${n.account}:role/*`] },
+      ];
       if (action === "CreateRole" && args.Tags) out.push({ actions: ["iam:TagRole"], resources: [role] });
       return out;
     }
@@ -173,14 +178,16 @@ function sid(resources: string[], i: number): string {
         ? "LabKeys"
         : r.includes(":alias/")
           ? "LabAlias"
-          : r.includes(":role/")
-            ? "KeyUserRole"
-            : r.includes(":trail/")
-              ? "LabTrail"
-              : r.startsWith("arn:aws:s3:::")
-                ? r.includes("/")
-                  ? "LabObjects"
-                  : "LabBucket"
-                : "Lab";
+          : r.endsWith(":role/*")
+            ? "CallerRole"
+            : r.includes(":role/")
+              ? "KeyUserRole"
+              : r.includes(":trail/")
+                ? "LabTrail"
+                : r.startsWith("arn:aws:s3:::")
+                  ? r.includes("/")
+                    ? "LabObjects"
+                    : "LabBucket"
+                  : "Lab";
   return `${kind}${i + 1}`;
 }
