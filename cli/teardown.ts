@@ -134,6 +134,7 @@ const LABEL: Record<ResultItem["outcome"], string> = {
   gone: "already gone",
   pendingDeletion: "pending deletion",
   kept: "kept",
+  skipped: "skipped",
   failed: "FAILED",
 };
 
@@ -174,6 +175,10 @@ function printPlan(result: TeardownResult): void {
       result.remaining.length === 0
         ? "nothing that should go remains"
         : `still there and should go:\n${result.remaining.map((a) => `  ${a}`).join("\n")}`,
+    );
+  if (result.undecided.length > 0)
+    out.push(
+      `kept because whose they are could not be read (the teardown is not complete until it can):\n${result.undecided.map((a) => `  ${a}`).join("\n")}`,
     );
   process.stdout.write(`${out.join("\n")}\n`);
 }
