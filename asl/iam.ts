@@ -65,6 +65,11 @@ const LISTINGS = new Set(
   ),
 );
 
+/** The IAM actions an operation is authorised as (S3's differ from its operation names). */
+export function iamActionsOf(service: Service, action: string): string[] {
+  return service === "s3" ? (S3_ACTIONS[action] ?? [`s3:${action}`]) : [`${service}:${action}`];
+}
+
 /** What one operation needs, given its Arguments as written (a template). */
 function needs(service: Service, action: string, args: Record<string, unknown>, n: PolicyNames): Need[] {
   const keys = `arn:aws:kms:${n.region}:${n.account}:key/*`;
@@ -108,7 +113,7 @@ function needs(service: Service, action: string, args: Record<string, unknown>, 
       return [{ actions: [`kms:${action}`], resources: [keys] }];
     }
     case "s3": {
-      const actions = S3_ACTIONS[action] ?? [`s3:${action}`];
+      const actions = iamActionsOf(service, action);
       if (action === "DeleteObjects")
         return [{ actions, resources: buckets.map((b) => `arn:aws:s3:::${b}/*`) }];
       if (!OBJECT_OPS.has(action)) return [{ actions, resources: buckets.map((b) => `arn:aws:s3:::${b}`) }];

@@ -338,7 +338,7 @@ class ResourceChain {
           "kept",
           JSON.stringify(
             k.owner
-              ? `it points at a ${kindOf(k.owner.type).noun} without a ${RUN_TAG} tag (an alias goes with its key), so kmslab did not make it`
+              ? `it points at a ${kindOf(k.owner.type).noun} with no ${RUN_TAG} tag (an alias goes with its key), so kmslab did not make it`
               : `it has the lab's name but no ${RUN_TAG} tag, so kmslab did not make it`,
           ),
         )
