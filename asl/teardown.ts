@@ -6,8 +6,9 @@ import {
   arnExpression,
   type CallOp,
   type DrainOp,
-  kindOf,
   type ResourceCall,
+  resourceKind,
+  type SweptKind,
   TEARDOWN_ORDER,
   type TeardownType,
 } from "../steps/resources.js";
@@ -141,7 +142,8 @@ class TeardownBuilder {
 /** The states that judge and delete one resource of a type: a Map's item processor. */
 class ResourceChain {
   readonly states: Record<string, State> = {};
-  private readonly kind;
+  private readonly kind: SweptKind;
+  /** The prefix of this type's state names (`teardown.bucket`). */
   private readonly p: string;
   private readonly origin: StateOrigin;
   private readonly named: boolean;
@@ -151,7 +153,7 @@ class ResourceChain {
     private readonly type: TeardownType,
     stageId: string,
   ) {
-    this.kind = kindOf(type);
+    this.kind = resourceKind(type);
     this.p = `teardown.${this.kind.noun}`;
     this.named = this.kind.named.length > 0;
     this.origin = { stageId, phase: "undo", stepId: type };
@@ -179,24 +181,21 @@ class ResourceChain {
     return this.add(name, { Type: "Pass", Output: this.item(outcome, reason, extra), End: true });
   }
 
+  /** A state several paths lead to, made the first time one does. */
+  private once(name: string, make: (name: string) => string): string {
+    return this.b.names.has(name) ? name : make(name);
+  }
+
   /** Not listed: the account's other resources (a key that is not the lab's, or went meanwhile). */
   private omit(): string {
-    const name = `${this.p} not the lab's`;
-    if (this.names().has(name)) return name;
-    return this.add(name, {
-      Type: "Pass",
-      Comment: "none of the lab's: not listed",
-      Output: x("null"),
-      End: true,
-    });
-  }
-
-  private names(): Set<string> {
-    return this.b.names;
-  }
-
-  private once(name: string, make: () => string): string {
-    return this.names().has(name) ? name : make();
+    return this.once(`${this.p} not the lab's`, (name) =>
+      this.add(name, {
+        Type: "Pass",
+        Comment: "none of the lab's: not listed",
+        Output: x("null"),
+        End: true,
+      }),
+    );
   }
 
   private task(
@@ -228,36 +227,36 @@ class ResourceChain {
     });
   }
 
-  /** Catchers for `codes` going to `next` (through a Choice on the Cause where Step Functions cannot name them apart). */
+  /**
+   * Catchers for `codes` going to `next`; where Step Functions cannot name them apart, through a
+   * Choice on the Cause, whose other errors go to `otherwise`.
+   */
   private catching(
     call: ResourceCall,
     codes: readonly string[] | undefined,
     next: string,
     label: string,
+    otherwise: () => string = () => this.failed(),
   ): Catcher[] {
     if (!codes || codes.length === 0) return [];
     const m = errorMatch(call.service, codes);
     const out: Catcher[] = [];
     if (m.names.length > 0) out.push({ ErrorEquals: m.names, Assign: FAILURE, Next: next });
     if (m.generic) {
-      const decide = this.add(`${this.p} ${label}?`, {
+      const decide = this.add(`${this.p} ${camel(call.action)} ${label}?`, {
         Type: "Choice",
         Comment: `${m.generic} is also other errors: AWS's message tells`,
         Choices: [{ Condition: x(m.condition!), Next: next }],
-        Default: this.failedOrUnreadable(label),
+        Default: otherwise(),
       });
       out.push({ ErrorEquals: [m.generic], Assign: FAILURE, Next: decide });
     }
     return out;
   }
 
-  private failedOrUnreadable(label: string): string {
-    return label.startsWith("read") ? this.unreadable() : this.failed();
-  }
-
   private failed(): string {
-    return this.once(`${this.p} failed`, () =>
-      this.end(`${this.p} failed`, "failed", `$failure.Error & ": " & $failure.Cause`),
+    return this.once(`${this.p} failed`, (name) =>
+      this.end(name, "failed", `$failure.Error & ": " & $failure.Cause`),
     );
   }
 
@@ -338,7 +337,7 @@ class ResourceChain {
           "kept",
           JSON.stringify(
             k.owner
-              ? `it points at a ${kindOf(k.owner.type).noun} with no ${RUN_TAG} tag (an alias goes with its key), so kmslab did not make it`
+              ? `it points at a ${resourceKind(k.owner.type).noun} with no ${RUN_TAG} tag (an alias goes with its key), so kmslab did not make it`
               : `it has the lab's name but no ${RUN_TAG} tag, so kmslab did not make it`,
           ),
         )
@@ -360,15 +359,15 @@ class ResourceChain {
       next = this.task(`${this.p} tags`, t, decide, {
         comment: `read its tags (${t.action})`,
         catchers: [
-          ...this.catching(t, t.gone, this.gone(false), "read gone"),
-          ...(t.none ? this.catching(t, t.none, noTags(), "read untagged") : []),
+          ...this.catching(t, t.gone, this.gone(false), "gone"),
+          ...(t.none ? this.catching(t, t.none, noTags(), "untagged", () => this.unreadable()) : []),
           { ErrorEquals: ["States.ALL"], Assign: FAILURE, Next: this.unreadable() },
         ],
         assign: { tags: x(`$append([], ${t.tags})`) },
       });
     }
     if (k.owner) {
-      const owner = kindOf(k.owner.type);
+      const owner = resourceKind(k.owner.type);
       const ownerTags = owner.tags!;
       const tagsOf = this.task(`${this.p} owner's tags`, ownerTags, decide, {
         comment: `read the ${owner.noun}'s tags (${ownerTags.action})`,
@@ -379,7 +378,7 @@ class ResourceChain {
       next = this.task(`${this.p} owner`, k.owner.read, tagsOf, {
         comment: `find the ${owner.noun} it points at (${k.owner.read.action})`,
         catchers: [
-          ...this.catching(k.owner.read, k.owner.read.gone, this.gone(false), "read gone"),
+          ...this.catching(k.owner.read, k.owner.read.gone, this.gone(false), "gone"),
           { ErrorEquals: ["States.ALL"], Assign: FAILURE, Next: this.unreadable() },
         ],
         assign: { owned: x(`{"arn": ${k.owner.arn}}`) },
@@ -396,7 +395,7 @@ class ResourceChain {
       next = this.task(`${this.p} describe`, d, kept, {
         comment: `read it (${d.action})`,
         catchers: [
-          ...this.catching(d, d.gone, this.gone(false), "read gone"),
+          ...this.catching(d, d.gone, this.gone(false), "gone"),
           { ErrorEquals: ["States.ALL"], Assign: FAILURE, Next: this.unreadable() },
         ],
         assign: {
@@ -434,7 +433,7 @@ class ResourceChain {
   private callOp(op: CallOp, next: string, restart: string): string {
     const c = op.call;
     const name = `${this.p} ${camel(c.action)}`;
-    const catchers: Catcher[] = [...this.catching(c, c.gone, this.gone(true), "delete gone")];
+    const catchers: Catcher[] = [...this.catching(c, c.gone, this.gone(true), "gone")];
     if (op.again) {
       const wait = this.add(`${name} wait`, {
         Type: "Wait",
@@ -449,7 +448,7 @@ class ResourceChain {
         ],
         Default: this.failed(),
       });
-      catchers.push(...this.catching(c, op.again.errors, within, `${camel(c.action)} not yet`));
+      catchers.push(...this.catching(c, op.again.errors, within, "not yet"));
     }
     if (op.already) {
       const a = op.already;
@@ -468,7 +467,7 @@ class ResourceChain {
           ...(a.deletionDate ? { deletionDate: x(a.deletionDate) } : {}),
         },
       });
-      catchers.push(...this.catching(c, a.errors, read, `${camel(c.action)} already`));
+      catchers.push(...this.catching(c, a.errors, read, "already"));
     }
     return this.task(name, c, next, {
       comment: c.action,
@@ -510,7 +509,7 @@ class ResourceChain {
       });
       act = this.task(`${this.p} ${camel(batch.action)}`, batch, checked, {
         comment: `remove them (${batch.action})`,
-        catchers: this.catching(batch, batch.gone, this.gone(true), "delete gone"),
+        catchers: this.catching(batch, batch.gone, this.gone(true), "gone"),
         assign: { batchFailed: x(`$append([], ${batch.failed ?? "[]"})`) },
       });
     } else {
@@ -561,7 +560,7 @@ class ResourceChain {
     });
     this.task(listName, list, left, {
       comment: `list its ${op.noun} (${list.action})`,
-      catchers: this.catching(list, list.gone, this.gone(true), "delete gone"),
+      catchers: this.catching(list, list.gone, this.gone(true), "gone"),
       assign: { items: x(`$append([], ${list.items})`), rounds: x("$rounds + 1") },
     });
     return listName;
@@ -602,7 +601,7 @@ export async function exportTeardown(options: ExportOptions = {}): Promise<Expor
   });
   const variables: Record<string, unknown> = {};
   for (const type of [...TEARDOWN_ORDER].reverse()) {
-    const kind = kindOf(type);
+    const kind = resourceKind(type);
     const made = creatingStages(type, stages);
     const stageOf = (param?: string) =>
       made.find((m) => m.param === param)?.stageId ?? made[0]?.stageId ?? stages[0]!.id;

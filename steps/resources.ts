@@ -401,13 +401,13 @@ export function isTeardownType(type: string): type is TeardownType {
   return (TEARDOWN_ORDER as readonly string[]).includes(type);
 }
 
-export function kindOf(type: TeardownType): SweptKind {
+export function resourceKind(type: TeardownType): SweptKind {
   return RESOURCES[type] as SweptKind;
 }
 
 /** An ARN from a type's pattern (`*` where a part is not known: the IAM policy's names). */
 export function arnOf(type: TeardownType, parts: { name: string; region: string; account: string }): string {
-  return kindOf(type)
+  return resourceKind(type)
     .arn.replace("{name}", parts.name)
     .replace("{region}", parts.region)
     .replace("{account}", parts.account);
@@ -415,7 +415,7 @@ export function arnOf(type: TeardownType, parts: { name: string; region: string;
 
 /** The same ARN as JSONata over `$params`, for a name given as JSONata. */
 export function arnExpression(type: TeardownType, name: string): string {
-  const parts = kindOf(type).arn.split(/(\{name\}|\{region\}|\{account\})/);
+  const parts = resourceKind(type).arn.split(/(\{name\}|\{region\}|\{account\})/);
   const source = { "{name}": name, "{region}": "$params.region", "{account}": "$params.account" } as Record<
     string,
     string
@@ -428,7 +428,7 @@ export function arnExpression(type: TeardownType, name: string): string {
 
 /** The names the parameters give resources of a type (what a look-alike would be called). */
 export function labNames(type: TeardownType, params: Pick<ResolvedParams, NameParam>): string[] {
-  return kindOf(type).named.map((p) => params[p]);
+  return resourceKind(type).named.map((p) => params[p]);
 }
 
 /** What a call of the registry is for: how the readers (and their tests) tell its calls apart. */
@@ -436,7 +436,7 @@ export type CallRole = "list" | "describe" | "tags" | "owner" | "delete";
 
 /** Every call the registry makes for a type, with what it is for. */
 export function callsOf(type: TeardownType): { role: CallRole; call: ResourceCall }[] {
-  const kind = kindOf(type);
+  const kind = resourceKind(type);
   const out: { role: CallRole; call: ResourceCall }[] = [{ role: "list", call: kind.list }];
   if (kind.describe) out.push({ role: "describe", call: kind.describe });
   if (kind.tags) out.push({ role: "tags", call: kind.tags });
@@ -459,6 +459,6 @@ export function callsOf(type: TeardownType): { role: CallRole; call: ResourceCal
  * lists only the others: its calls are all but the listings of named types.
  */
 export function exportedCalls(type: TeardownType): { role: CallRole; call: ResourceCall }[] {
-  const named = kindOf(type).named.length > 0;
+  const named = resourceKind(type).named.length > 0;
   return callsOf(type).filter((c) => !(named && c.role === "list"));
 }

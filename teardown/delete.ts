@@ -1,6 +1,6 @@
 import { AwsError } from "../machines/aws.js";
 import { type Bindings, evaluate, render } from "../steps/expr.js";
-import { type CallOp, type DrainOp, kindOf, type ResourceCall } from "../steps/resources.js";
+import { type CallOp, type DrainOp, type ResourceCall, resourceKind } from "../steps/resources.js";
 import type { Aws } from "./aws.js";
 import type { PlanItem } from "./plan.js";
 
@@ -31,7 +31,7 @@ export interface DeleteOptions {
 }
 
 export async function deleteResource(aws: Aws, item: PlanItem, o: DeleteOptions): Promise<Deleted> {
-  const ops = kindOf(item.type).delete;
+  const ops = resourceKind(item.type).delete;
   const bindings: Bindings = { params: o.params, resource: { name: item.name, arn: item.arn } };
   const started = o.now();
   const removed = new Map<string, number>();

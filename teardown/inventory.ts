@@ -2,9 +2,9 @@ import { AwsError } from "../machines/aws.js";
 import { RUN_TAG, STAGE_TAG } from "../steps/build.js";
 import { type Bindings, evaluate, render } from "../steps/expr.js";
 import {
-  kindOf,
   type Listing,
   type ResourceCall,
+  resourceKind,
   TEARDOWN_ORDER,
   type TeardownType,
 } from "../steps/resources.js";
@@ -54,7 +54,7 @@ export async function sweep(aws: Aws, account: string, region: string): Promise<
 }
 
 async function sweepType(aws: Aws, type: TeardownType, params: Bindings): Promise<Found[]> {
-  const kind = kindOf(type);
+  const kind = resourceKind(type);
   const listed = await listAll(aws, kind.list, { params });
   return mapLimit(listed, async (item) => {
     const resource = { name: String(item.name), arn: String(item.arn) };

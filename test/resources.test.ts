@@ -13,9 +13,9 @@ import {
   arnOf,
   callsOf,
   exportedCalls,
-  kindOf,
   labNames,
   RESOURCES,
+  resourceKind,
   TEARDOWN_ORDER,
 } from "../steps/resources.js";
 import { teardown } from "../teardown/index.js";
@@ -65,7 +65,7 @@ describe("the resource-type registry", () => {
       if (state.Type === "Map") maps.push(state.ItemProcessor!.StartAt);
       name = state.Type === "Choice" ? state.Default! : state.Next!;
     }
-    expect(maps).toEqual(TEARDOWN_ORDER.map((t) => `teardown.${kindOf(t).noun}`));
+    expect(maps).toEqual(TEARDOWN_ORDER.map((t) => `teardown.${resourceKind(t).noun}`));
   });
 
   it("the IAM policy export allows every call of the exported teardown on each of its type's resources", () => {
@@ -120,7 +120,7 @@ describe("the resource-type registry", () => {
     );
     expect(made.filter((c) => !registry.has(c))).toEqual([]);
     for (const t of TEARDOWN_ORDER)
-      expect(made).toContain(key(kindOf(t).list.service, kindOf(t).list.action));
+      expect(made).toContain(key(resourceKind(t).list.service, resourceKind(t).list.action));
     expect([...new Set(result.items.map((i) => i.type))]).toEqual(TEARDOWN_ORDER);
   }, 60_000);
 });
