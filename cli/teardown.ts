@@ -193,6 +193,7 @@ function jsonResult(result: TeardownResult) {
       outcome: i.outcome,
       reason: i.outcome === "removed" || i.outcome === "failed" ? (i.detail ?? i.reason) : i.reason,
       ...(i.deletionDate ? { deletionDate: i.deletionDate } : {}),
+      ...(i.undecided ? { undecided: true } : {}),
     })),
   };
 }

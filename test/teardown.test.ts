@@ -561,6 +561,10 @@ describe("what the sweep cannot read", () => {
     expect(dry.code).toBe(1);
     const planned = JSON.parse(dry.stdout) as TeardownResult;
     expect(planned.undecided).toEqual([`arn:aws:s3:::${bucket}`]);
+    expect(planned.items.find((i) => i.arn === `arn:aws:s3:::${bucket}`)).toMatchObject({
+      outcome: "skipped",
+      undecided: true,
+    });
     const done = await runCli(["teardown", "--yes"], { cwd, env: instant });
     expect(done.code).toBe(1);
     expect(done.stdout).toMatch(
