@@ -102,13 +102,14 @@ function expectNumbered(events: HistoryEvent[]): void {
   expect(events.map((e) => e.previousEventId)).toEqual(events.map((_, i) => i));
 }
 
-/** The Task states of a definition, nested branches included, by name. */
+/** The Task states of a definition, nested branches and Map item processors included, by name. */
 function taskStates(definition: Definition): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (states: Definition["States"]) => {
     for (const [name, state] of Object.entries(states)) {
       if (state.Type === "Task") out.set(name, state.Resource!);
       for (const b of state.Branches ?? []) walk(b.States);
+      if (state.ItemProcessor) walk(state.ItemProcessor.States);
     }
   };
   walk(definition.States);
@@ -424,7 +425,8 @@ describe("the exported lab on the simulated Step Functions", () => {
         new StartExecutionCommand({
           stateMachineArn: teardownMachine.stateMachineArn,
           name: "teardown-1",
-          input: JSON.stringify(FAST),
+          // The run to tear down: the lab execution's name is its run id.
+          input: JSON.stringify({ ...FAST, runId: "lab-1" }),
         }),
       );
       const torn = await settled(sim, sfn, down.executionArn!);
