@@ -134,7 +134,24 @@ class Engine implements StageExecutor {
   }
 
   private get stopping(): boolean {
-    return this.o.signal?.aborted === true;
+    return this.o.signal?.aborted === true || this.unwritable !== undefined;
+  }
+
+  /**
+   * Why the state could not be written (a full disk: DiskFullError), once a write failed. The run
+   * then stops as it does on Ctrl-C: no effect may be made that its record does not hold, and no
+   * stage is rolled back for a failure that is not its own; execute() throws it at the end.
+   */
+  private unwritable: Error | undefined;
+  private readonly halted = new AbortController();
+
+  /** checkpoints.commit, stopping the run when the state cannot be written. */
+  private commit(fn?: (state: StateFile) => void): Promise<void> {
+    return this.checkpoints.commit(fn).catch((err: unknown) => {
+      this.unwritable ??= err as Error;
+      this.halted.abort();
+      throw new StoppedError("the state could not be written");
+    });
   }
 
   async execute(): Promise<LabResult> {
@@ -166,21 +183,29 @@ class Engine implements StageExecutor {
       });
     });
     const stopped = new Promise<void>((resolve) => {
-      this.o.signal?.addEventListener("abort", () => {
+      const stop = () => {
         // Stop once no stage is inside a step: every effect has its checkpoint by then.
         if (this.active === 0) resolve();
         else this.idle = resolve;
-      });
+      };
+      this.o.signal?.addEventListener("abort", stop);
+      this.halted.signal.addEventListener("abort", stop);
     });
     actor.start();
     await Promise.race([finished, stopped]);
     const interrupted = actor.getSnapshot().status !== "done";
-    await this.checkpoints.commit((st) => {
-      st.snapshot = actor.getPersistedSnapshot();
-      this.recordStatuses(st, actor.getSnapshot().context as LabContext);
-    });
+    const lastWrite = this.checkpoints
+      .commit((st) => {
+        st.snapshot = actor.getPersistedSnapshot();
+        this.recordStatuses(st, actor.getSnapshot().context as LabContext);
+      })
+      .catch((err: unknown) => {
+        this.unwritable ??= err as Error;
+      });
     actor.stop();
+    await lastWrite;
     await this.checkpoints.settled();
+    if (this.unwritable) throw this.unwritable;
     return this.result(interrupted);
   }
 
@@ -269,13 +294,13 @@ class Engine implements StageExecutor {
     const key = (stepId: string) => `${stepId}#${attempt}`;
     const hooks: RunnerHooks = {
       intent: (e) =>
-        this.checkpoints.commit((st) => {
+        this.commit((st) => {
           st.journal.push(this.entry(st, e.stageId, key(e.stepId), e.service, e.action, "intent"));
         }),
       done: async (e) => {
         const effect = ++effectsDone;
         crash(effect, "call");
-        await this.checkpoints.commit((st) => {
+        await this.commit((st) => {
           const entry = this.entry(st, e.stageId, key(e.stepId), e.service, e.action, "done");
           entry.result = e.assigned;
           st.journal.push(entry);
@@ -326,7 +351,7 @@ class Engine implements StageExecutor {
           const r = this.record(st, stageId);
           r.outputs = { ...r.outputs, ...vars, [CURSOR]: completed };
         }),
-      settle: () => this.checkpoints.commit(),
+      settle: () => this.commit(),
       progress: (event) => this.o.progress?.(event),
       stopping: () => this.stopping,
       ...(this.o.now ? { now: this.o.now } : {}),
@@ -375,7 +400,7 @@ class Engine implements StageExecutor {
       try {
         await runner.runSteps(this.defs.get(stageId)!.precondition, false);
       } catch (err) {
-        await this.recordError(stageId, err);
+        if (!(err instanceof StoppedError)) await this.recordError(stageId, err);
         throw err;
       }
       this.checkpoints.change((st) => {
@@ -443,13 +468,13 @@ class Engine implements StageExecutor {
           failures.push(`${step.title}: ${(err as Error).message}`);
           continue;
         }
-        await this.checkpoints.commit((st) => {
+        await this.commit((st) => {
           st.journal.push(this.entry(st, stageId, entry.effectId, entry.service, entry.operation, "undone"));
           const ledger = st.ledger.find((l) => l.arn === entry.resourceArn && !l.deletedAt);
           if (ledger) ledger.deletedAt = this.iso();
         });
       }
-      await this.checkpoints.commit((st) => {
+      await this.commit((st) => {
         this.record(st, stageId).status = failures.length === 0 ? "rolledBack" : "failed";
       });
       if (failures.length > 0) throw new Error(failures.join("; "));
@@ -457,7 +482,7 @@ class Engine implements StageExecutor {
   }
 
   private async recordError(stageId: StageId, err: unknown): Promise<void> {
-    await this.checkpoints.commit((st) => {
+    await this.commit((st) => {
       const r = this.record(st, stageId);
       r.error = {
         code:

@@ -1,4 +1,4 @@
-import type { LockInfo } from "../lib/files.js";
+import { describeHolder, type LockInfo } from "../lib/lock.js";
 import type { Target } from "./schema.js";
 
 /**
@@ -17,10 +17,24 @@ export class StateLockedError extends StateError {
     readonly path: string,
     readonly holder: LockInfo,
   ) {
+    const { holder: who, advice } = describeHolder(holder, `kmslab unlock <id> --state ${path}`);
+    super(`the state file ${path} is in use by ${who}. ${advice}`);
+  }
+}
+
+/** The state file exists but cannot be read (permissions, a directory in its place...): nothing was changed. */
+export class StateUnreadableError extends StateError {
+  override readonly name = "StateUnreadableError";
+  constructor(
+    readonly path: string,
+    readonly code: string,
+    detail: string,
+  ) {
     super(
-      `the state file ${path} is in use by process ${holder.pid} on ${holder.host} ` +
-        `(${holder.command}, since ${holder.startedAt}). Wait for it to finish or stop it; ` +
-        `a lock left by a process that has ended is taken over automatically.`,
+      code === "EACCES" || code === "EPERM"
+        ? `cannot read the state file ${path}: permission denied. It was left as it is. It should be ` +
+            `yours and readable by you (chmod 600 ${path}), or give another state file with --state PATH.`
+        : `cannot read the state file ${path} (${detail}). It was left as it is.`,
     );
   }
 }
