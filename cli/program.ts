@@ -65,21 +65,20 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv, { from: "user" });
     // Commands that finish with an outcome other than success (a failed stage) set it here.
-    const code = typeof process.exitCode === "number" ? process.exitCode : EXIT.ok;
-    return code === EXIT.failure ? diskFullOr(code) : code;
+    return diskFullOr(typeof process.exitCode === "number" ? process.exitCode : EXIT.ok);
   } catch (err) {
-    const code = report(err);
-    return code === EXIT.failure ? diskFullOr(code) : code;
+    return diskFullOr(report(err));
   }
 }
 
 /**
- * A command whose work failed after a write could not complete failed for that (the simulated
- * account answered 500 for calls it could not save, say): it is said, and the exit code is 6.
+ * A command that failed after a write could not complete failed for that, whatever error reached
+ * it (the simulated account answering 500 for calls it could not save looks like a failed stage or
+ * an unreachable endpoint): it is said, and the exit code is 6.
  */
 function diskFullOr(code: number): number {
   const full = lastDiskFull();
-  if (!full) return code;
+  if (!full || code === EXIT.ok || code === EXIT.interrupted || code === EXIT.diskFull) return code;
   process.stderr.write(`kmslab: ${full.message}\n`);
   return EXIT.diskFull;
 }

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { linkSync, readFileSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
-import { tempPathFor, writeAtomic, writeNewFile } from "./files.js";
+import { DiskFullError, tempPathFor, writeAtomic, writeNewFile } from "./files.js";
 import { type Identity, ownIdentity, processStatus } from "./process.js";
 
 /** Who holds a lock: written into the lock file so that a refused process can name the holder. */
@@ -163,6 +163,8 @@ export class LockFile {
       linkSync(tmp, this.path);
       return true;
     } catch (err) {
+      // The lock is what could not be written, not its temp file.
+      if (err instanceof DiskFullError) throw new DiskFullError(this.path, err.code);
       const code = (err as NodeJS.ErrnoException).code;
       if (code === "EEXIST") return false;
       if (code !== "EPERM" && code !== "ENOTSUP") throw err;

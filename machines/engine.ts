@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { type AnyActorRef, createActor } from "xstate";
 import { crashHarness } from "../lib/crash.js";
+import { DiskFullError } from "../lib/files.js";
 import {
   assertTarget,
   Checkpointer,
@@ -148,10 +149,23 @@ class Engine implements StageExecutor {
   /** checkpoints.commit, stopping the run when the state cannot be written. */
   private commit(fn?: (state: StateFile) => void): Promise<void> {
     return this.checkpoints.commit(fn).catch((err: unknown) => {
-      this.unwritable ??= err as Error;
-      this.halted.abort();
-      throw new StoppedError("the state could not be written");
+      throw this.halt(err as Error);
     });
+  }
+
+  /**
+   * Stops the run for `err` (the state, or the embedded account, cannot be written): returns the
+   * StoppedError for the stage to throw, so that it neither fails nor rolls back.
+   */
+  private halt(err: Error): StoppedError {
+    this.unwritable ??= err;
+    this.halted.abort();
+    return new StoppedError("the state could not be written");
+  }
+
+  /** `err`, or the StoppedError that halts the run when it is a full disk. */
+  private stopIfDiskFull(err: unknown): unknown {
+    return err instanceof DiskFullError ? this.halt(err) : err;
   }
 
   async execute(): Promise<LabResult> {
@@ -399,7 +413,8 @@ class Engine implements StageExecutor {
       const runner = this.runner(stageId, {});
       try {
         await runner.runSteps(this.defs.get(stageId)!.precondition, false);
-      } catch (err) {
+      } catch (caught) {
+        const err = this.stopIfDiskFull(caught);
         if (!(err instanceof StoppedError)) await this.recordError(stageId, err);
         throw err;
       }
@@ -417,7 +432,8 @@ class Engine implements StageExecutor {
         // What a resumed run needs is what the precondition found and what effects made (recorded
         // by the journal hooks); reads are simply made again.
         await runner.runSteps(this.defs.get(stageId)!.run, true);
-      } catch (err) {
+      } catch (caught) {
+        const err = this.stopIfDiskFull(caught);
         if (!(err instanceof StoppedError)) await this.recordError(stageId, err);
         throw err;
       }
@@ -427,7 +443,9 @@ class Engine implements StageExecutor {
   async verify(stageId: StageId): Promise<StageVerdict> {
     return this.inFlight(async () => {
       const def = this.defs.get(stageId)!;
-      const checks = await verifyStage(def, (vars) => this.runner(stageId, vars));
+      const checks = await verifyStage(def, (vars) => this.runner(stageId, vars)).catch((err: unknown) => {
+        throw this.stopIfDiskFull(err);
+      });
       const points = checks.reduce((n, c) => n + c.points, 0);
       this.checkpoints.change((st) => {
         const r = this.record(st, stageId);
@@ -463,7 +481,8 @@ class Engine implements StageExecutor {
         });
         try {
           await runner.runSteps(step.effect.undo, false);
-        } catch (err) {
+        } catch (caught) {
+          const err = this.stopIfDiskFull(caught);
           if (err instanceof StoppedError) throw err;
           failures.push(`${step.title}: ${(err as Error).message}`);
           continue;

@@ -64,6 +64,9 @@ interface Call {
   ctx: CallContext;
 }
 
+/** Answers to calls undone because the account could not be saved, with why (requestHandler). */
+const UNSAVED = new WeakMap<SimResponse, DiskFullError>();
+
 const SCOPE = /Credential=[^/,\s]+\/\d{8}\/([^/,\s]+)\/([^/,\s]+)\//;
 
 /**
@@ -155,7 +158,7 @@ export class Simulator {
         this.rollback(err);
         throw err;
       }
-      this.failing = false;
+      this.failing = undefined;
     }
     this.account.committed();
   }
@@ -167,19 +170,26 @@ export class Simulator {
    */
   private rollback(cause: unknown): void {
     if (!this.dataDir) return;
-    // Said once while saves keep failing; `sim serve` runs on, and saves again once there is room.
-    if (!this.failing)
-      process.stderr.write(
-        `kmslab sim: ${(cause as Error).message ?? String(cause)}\nkmslab sim: the account is back as last ` +
-          `saved; calls that change it are answered with an internal error until it can be saved again\n`,
-      );
-    this.failing = cause instanceof DiskFullError;
+    if (cause instanceof DiskFullError) {
+      // Said once while saves keep failing; `sim serve` runs on, and saves again once there is room.
+      if (this.failing === undefined)
+        process.stderr.write(
+          `kmslab sim: ${cause.message}\nkmslab sim: the account is back as last saved; calls fail ` +
+            `(HTTP: 500, an internal error) until there is room to save it again\n`,
+        );
+      this.failing = cause;
+    }
     const saved = this.dataDir.load();
     if (saved) this.account.rollback(saved);
   }
 
-  /** Whether saves are failing now (said once on stderr until one succeeds). */
-  private failing = false;
+  /** Why the last save failed, while saves are failing (said once on stderr until one succeeds). */
+  private failing: DiskFullError | undefined;
+
+  /** The error of the last save while saves are failing: `sim serve` stops with it. */
+  get saveFailure(): DiskFullError | undefined {
+    return this.failing;
+  }
 
   /** Tells other processes (`kmslab sim credentials`) where this account is being served. */
   announceEndpoint(endpoint: string): void {
@@ -216,14 +226,23 @@ export class Simulator {
     };
   }
 
-  /** A smithy HttpHandler: SDK clients send their signed requests here instead of the network. */
+  /**
+   * A smithy HttpHandler: SDK clients send their signed requests here instead of the network. A
+   * call the account could not save for a full disk fails as the handler's own error (DiskFullError),
+   * as a transport fails, rather than as a 500 to retry: the disk is this process's, and a client in
+   * it learns why at once (over HTTP, `sim serve` answers 500 and logs why).
+   */
   requestHandler() {
+    const output = (res: SimResponse) => {
+      const failure = UNSAVED.get(res);
+      return failure ? Promise.reject(failure) : Promise.resolve(toSmithyOutput(res));
+    };
     return {
       handle: (request: SmithyRequest) => {
         const req = fromSmithy(request);
-        if (req instanceof Promise) return req.then((r) => this.respond(r)).then(toSmithyOutput);
+        if (req instanceof Promise) return req.then((r) => this.respond(r)).then(output);
         const out = this.respond(req);
-        return out instanceof Promise ? out.then(toSmithyOutput) : Promise.resolve(toSmithyOutput(out));
+        return out instanceof Promise ? out.then(output) : output(out);
       },
       updateHttpClientConfig(): void {},
       httpHandlerConfigs: () => ({}),
@@ -281,13 +300,17 @@ export class Simulator {
       };
     }
     const codec = provider.codec ?? CODECS[provider.protocol]!;
-    const internal = () => codec.encodeError(provider, internalError(provider), requestId);
+    const internal = (cause: unknown) => {
+      const res = codec.encodeError(provider, internalError(provider), requestId);
+      if (cause instanceof DiskFullError) UNSAVED.set(res, cause);
+      return res;
+    };
     const fail = (err: unknown): SimResponse => {
       if (err instanceof ServiceError) return codec.encodeError(provider, err, requestId);
       if (!(err instanceof DiskFullError))
         process.stderr.write(`kmslab sim: internal error in ${provider.service}: ${(err as Error).stack}\n`);
       this.rollback(err);
-      return internal();
+      return internal(err);
     };
     // Saved before the client hears back: an answer it got is never lost to a crash, and one whose
     // save failed is an error (the call undone).
@@ -295,8 +318,8 @@ export class Simulator {
       try {
         this.save();
         return res;
-      } catch {
-        return internal();
+      } catch (err) {
+        return internal(err);
       }
     };
     try {

@@ -22,19 +22,25 @@ export class StateLockedError extends StateError {
   }
 }
 
-/** The state file exists but cannot be read (permissions, a directory in its place...): nothing was changed. */
-export class StateUnreadableError extends StateError {
-  override readonly name = "StateUnreadableError";
+/**
+ * The state file, or its directory, cannot be read or written for a reason of the file system
+ * (permissions, a read-only mount, a directory in its place): nothing was changed.
+ */
+export class StateAccessError extends StateError {
+  override readonly name = "StateAccessError";
   constructor(
     readonly path: string,
     readonly code: string,
     detail: string,
+    readonly action: "read" | "lock" = "read",
   ) {
+    const what = action === "read" ? `read the state file ${path}` : `lock the state file (create ${path})`;
     super(
       code === "EACCES" || code === "EPERM"
-        ? `cannot read the state file ${path}: permission denied. It was left as it is. It should be ` +
-            `yours and readable by you (chmod 600 ${path}), or give another state file with --state PATH.`
-        : `cannot read the state file ${path} (${detail}). It was left as it is.`,
+        ? `cannot ${what}: permission denied. Nothing was changed. The state file and its directory ` +
+            `should be yours (chmod 700 on the directory, 600 on the file), or give another state ` +
+            `file with --state PATH.`
+        : `cannot ${what} (${detail}). Nothing was changed.`,
     );
   }
 }

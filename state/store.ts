@@ -11,12 +11,12 @@ import {
 } from "../lib/files.js";
 import { LockFile, type LockInfo } from "../lib/lock.js";
 import {
+  StateAccessError,
   StateConflictError,
   StateCorruptError,
   StateInvalidError,
   StateLockedError,
   StateTargetMismatchError,
-  StateUnreadableError,
   StateVersionError,
 } from "./errors.js";
 import {
@@ -230,7 +230,15 @@ export class FileStateStore implements StateStore {
     const dir = dirname(this.path);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     assertPrivateDir(dir);
-    const holder = this.lockFile.tryAcquire(command);
+    let holder: LockInfo | undefined;
+    try {
+      holder = this.lockFile.tryAcquire(command);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EACCES" || code === "EPERM" || code === "EROFS")
+        throw new StateAccessError(this.lockPath, code, (err as Error).message, "lock");
+      throw err;
+    }
     if (holder) throw new StateLockedError(this.path, holder);
     removeStaleTempFiles(dir);
   }
@@ -262,7 +270,7 @@ export class FileStateStore implements StateStore {
       text = readFileSync(this.path, "utf8");
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== "ENOENT") throw new StateUnreadableError(this.path, code ?? "", (err as Error).message);
+      if (code !== "ENOENT") throw new StateAccessError(this.path, code ?? "", (err as Error).message);
       this.current = undefined;
       return undefined;
     }
