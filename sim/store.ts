@@ -64,9 +64,20 @@ export class DataDir {
    * process that no longer runs on this host is stale and taken over.
    */
   lock(command: string): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    assertPrivateDir(this.dir);
-    const holder = this.lockFile.tryAcquire(command);
+    let holder: LockInfo | undefined;
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      assertPrivateDir(this.dir);
+      holder = this.lockFile.tryAcquire(command);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EACCES" || code === "EPERM" || code === "EROFS")
+        throw new DataDirInvalidError(
+          `cannot use the simulator data directory ${this.dir}: ${code === "EROFS" ? "it is on a read-only file system" : "permission denied"} (${(err as Error).message}). ` +
+            `It should be yours (chmod 700), or give another one with --sim-data DIR.`,
+        );
+      throw err;
+    }
     if (holder) throw new DataDirLockedError(this.dir, holder);
     this.removeStaleTempFiles();
   }
