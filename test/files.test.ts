@@ -14,11 +14,9 @@ import {
 } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
 import { afterEach, describe, expect, it } from "vitest";
 import { UnsafeDirectoryError } from "../lib/files.js";
 import { ownIdentity } from "../lib/process.js";
-import { Account } from "../sim/account.js";
 import { Simulator } from "../sim/simulator.js";
 import { DataDir } from "../sim/store.js";
 import { FileStateStore, parseState, StateLockedError } from "../state/index.js";
@@ -76,42 +74,6 @@ describe("temp files a dead writer left", () => {
     await store.unlock();
     for (const f of [...stale, reusedFile]) expect(existsSync(f), f).toBe(false);
     expect(existsSync(live)).toBe(true);
-  });
-
-  it("left by SIGKILLs of a loaded sim serve are gone once it serves again", async () => {
-    const cwd = tempDir("kmslab-temps-serve-");
-    for (let round = 0; round < 2; round++) {
-      const child = spawn(process.execPath, [BIN, "sim", "serve", "--port", "0"], {
-        cwd,
-        env: { ...process.env, KMSLAB_SIM_PROFILE: "instant" },
-        stdio: ["ignore", "pipe", "ignore"],
-      });
-      const endpoint = await new Promise<string>((done) => {
-        let out = "";
-        child.stdout!.on("data", (d) => {
-          out += d;
-          const m = /AWS_ENDPOINT_URL=(\S+)/.exec(out);
-          if (m && out.includes("AWS_DEFAULT_REGION")) done(m[1]!);
-        });
-      });
-      const { iam } = new Account(
-        JSON.parse(readFileSync(join(cwd, ".kmslab", "sim", "account.json"), "utf8")),
-      );
-      const kms = new KMSClient({
-        region: "us-east-1",
-        endpoint,
-        credentials: iam.adminCredentials(),
-        maxAttempts: 1,
-      });
-      const load = Array.from({ length: 60 }, () => kms.send(new CreateKeyCommand({})).catch(() => {}));
-      await new Promise((r) => setTimeout(r, 30));
-      child.kill("SIGKILL");
-      await Promise.all(load);
-      kms.destroy();
-      await new Promise((r) => child.once("exit", r));
-    }
-    Simulator.open(join(cwd, ".kmslab", "sim")).close();
-    expect(readdirSync(join(cwd, ".kmslab", "sim")).filter((n) => n.includes(".tmp-"))).toEqual([]);
   });
 });
 
