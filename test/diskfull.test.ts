@@ -1,4 +1,5 @@
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   CreateKeyCommand,
@@ -206,3 +207,39 @@ describe("kmslab sim serve on a disk that fills under load", () => {
     }, 60_000);
   }
 });
+
+/**
+ * The same on a real file system that fills: a 2 MB tmpfs, filled to leave a little room, then
+ * freed (opt-in, as it mounts one: KMSLAB_TMPFS_TEST=1, as root). The CLI's output goes elsewhere.
+ */
+describe.skipIf(!process.env.KMSLAB_TMPFS_TEST)(
+  "on a real 2 MB tmpfs (opt-in: KMSLAB_TMPFS_TEST=1, as root)",
+  () => {
+    it("at each level of free space, the run exits 6 or completes, every file is whole, and it resumes to 100", async () => {
+      const mount = tempDir("kmslab-tmpfs-");
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mount]);
+      try {
+        for (const freeKiB of [2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192]) {
+          for (const name of readdirSync(mount)) rmSync(join(mount, name), { recursive: true, force: true });
+          const cwd = join(mount, "lab");
+          mkdirSync(cwd);
+          const avail = Number(
+            execFileSync("df", ["--output=avail", "-k", mount], { encoding: "utf8" }).split("\n")[1],
+          );
+          if (avail > freeKiB) writeFileSync(join(mount, "filler"), Buffer.alloc((avail - freeKiB) * 1024));
+          const res = await runCli(["run", ...args], { cwd, env: instant });
+          const context = `${freeKiB} KiB free`;
+          expect([0, 6], `${context}: ${res.stderr}`).toContain(res.code);
+          if (res.code === 6) expect(res.stderr, context).toMatch(/the disk is full/);
+          rmSync(join(mount, "filler"), { force: true });
+          await assertWhole(cwd, context);
+          const resumed = await runCli(["run", ...args], { cwd, env: instant });
+          expect(resumed.code, `${context}, resumed: ${resumed.stderr}`).toBe(0);
+          expect(resumed.stdout).toContain("100/100 points");
+        }
+      } finally {
+        execFileSync("umount", [mount]);
+      }
+    }, 600_000);
+  },
+);
