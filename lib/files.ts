@@ -298,14 +298,15 @@ export function appendLine(path: string, text: string, size?: number): number {
 const TEMP_NAME = /\.tmp-(\d+)$/;
 
 /**
- * Removes the temp files (`<name>.tmp-<pid>`) that writers of `dir` left when they died: a crash
+ * Removes the temp files (`<file>.tmp-<pid>`, `<file>.backup.tmp-<pid>`, `<file>.lock.tmp-<pid>`)
+ * of the `files` in `dir` that their writers left when they died: a crash
  * or SIGKILL between the write of a temp file and its rename. They may hold what their file holds
  * (an account's secrets, key material), so none outlives its writer longer than the next process
  * to open the directory. A temp file is its writer's while that process runs; its writer is gone
  * when no process has the pid, or the process with it started after the file was last written
  * (the pid was used again). Safe without a lock: a live writer's own files are never touched.
  */
-export function removeStaleTempFiles(dir: string): string[] {
+export function removeStaleTempFiles(dir: string, files: readonly string[]): string[] {
   const removed: string[] = [];
   let names: string[];
   try {
@@ -315,7 +316,8 @@ export function removeStaleTempFiles(dir: string): string[] {
   }
   for (const name of names) {
     const m = TEMP_NAME.exec(name);
-    if (!m) continue;
+    // Only ours: the directory may be shared (--state ~/lab.json), and others' temp files are theirs.
+    if (!m || !files.some((f) => name.startsWith(`${f}.`))) continue;
     const pid = Number(m[1]);
     if (pid === process.pid) continue;
     const path = join(dir, name);

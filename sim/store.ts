@@ -84,7 +84,10 @@ export class DataDir {
 
   /** Removes the temp files writers that have ended left here (account.json's, the lock's, the S3 master key's). */
   removeStaleTempFiles(): string[] {
-    return [...removeStaleTempFiles(this.dir), ...removeStaleTempFiles(join(this.dir, "s3"))];
+    return [
+      ...removeStaleTempFiles(this.dir, [ACCOUNT_FILE, LOCK_FILE]),
+      ...removeStaleTempFiles(join(this.dir, "s3"), ["master.key"]),
+    ];
   }
 
   /** Removes the lock with this id, whoever holds it (`kmslab unlock`); false when it is not that one. */

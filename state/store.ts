@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { hostname } from "node:os";
-import { dirname, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import type { z } from "zod";
 import {
   assertPrivateDir,
@@ -240,7 +240,7 @@ export class FileStateStore implements StateStore {
       throw err;
     }
     if (holder) throw new StateLockedError(this.path, holder);
-    removeStaleTempFiles(dir);
+    removeStaleTempFiles(dir, [basename(this.path)]);
   }
 
   /** Removes the lock with this id, whoever holds it (`kmslab unlock`); false when it is not that one. */

@@ -68,12 +68,17 @@ describe("temp files a dead writer left", () => {
     const live = join(dir, `account.json.tmp-${writer}`);
     writeFileSync(live, "{");
 
+    // Another program's temp file in the same directory is not ours to remove.
+    const theirs = join(cwd, ".kmslab", `notes.txt.tmp-${dead}`);
+    writeFileSync(theirs, "theirs");
+
     Simulator.open(dir).close();
     const store = new FileStateStore(join(cwd, ".kmslab", "state.json"));
     await store.lock("kmslab run");
     await store.unlock();
     for (const f of [...stale, reusedFile]) expect(existsSync(f), f).toBe(false);
     expect(existsSync(live)).toBe(true);
+    expect(existsSync(theirs)).toBe(true);
   });
 });
 
