@@ -1,10 +1,9 @@
-import { rmSync } from "node:fs";
 import type { Command } from "commander";
 import { aslValidatorProblems, structuralProblems } from "../asl/check.js";
 import { type Export, exportLab, exportTeardown } from "../asl/export.js";
 import { executionRolePolicy, type PolicyNames } from "../asl/iam.js";
 import { labMermaid } from "../asl/mermaid.js";
-import { tempPathFor, writeAtomic } from "../lib/files.js";
+import { DiskFullError, writeAtomic } from "../lib/files.js";
 import { type LabParams, parseParams, resolveParams } from "../steps/params.js";
 import { CliError, EXIT } from "./exit-codes.js";
 import { type GlobalOptions, readConfig } from "./run.js";
@@ -133,7 +132,7 @@ function emit(g: GlobalOptions, out: string | undefined, text: string, info: Rec
       // Definitions and policies are meant to be shared (committed, deployed): readable by all.
       writeAtomic(out, text, { mode: 0o644 });
     } catch (err) {
-      rmSync(tempPathFor(out), { force: true });
+      if (err instanceof DiskFullError) throw err;
       throw new CliError(`cannot write ${out}: ${(err as Error).message}`);
     }
     if (g.json) process.stdout.write(`${JSON.stringify({ out, ...info }, null, 2)}\n`);

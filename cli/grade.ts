@@ -11,6 +11,7 @@ import {
   saveGrade,
   writeFileAtomic,
 } from "../grade/store.js";
+import { DiskFullError } from "../lib/files.js";
 import { Clients } from "../machines/aws.js";
 import { type ClassEntry, classMarkdown, writeClassReports } from "../report/class.js";
 import { FORMATS, type ReportFormat, render } from "../report/render.js";
@@ -107,6 +108,7 @@ function guard<T>(fn: () => T): T {
   } catch (err) {
     if (err instanceof GradeFileError) throw new CliError(err.message, EXIT.invalidData);
     if (err instanceof RosterError) throw new CliError(err.message, EXIT.usage);
+    if (err instanceof DiskFullError) throw err;
     if ((err as NodeJS.ErrnoException).code) throw new CliError((err as Error).message, EXIT.failure);
     throw err;
   }

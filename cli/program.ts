@@ -1,4 +1,5 @@
 import { Command, CommanderError } from "commander";
+import { DiskFullError, lastDiskFull, UnsafeDirectoryError } from "../lib/files.js";
 import { MachineVersionError, ParamsMismatchError } from "../machines/engine.js";
 import { DataDirInvalidError, DataDirLockedError } from "../sim/store.js";
 import { StateError, StateLockedError } from "../state/index.js";
@@ -12,6 +13,7 @@ import { registerSfn } from "./sfn.js";
 import { registerSim } from "./sim.js";
 import { TargetError } from "./target.js";
 import { registerTeardown } from "./teardown.js";
+import { registerUnlock } from "./unlock.js";
 
 /**
  * The kmslab command line: parses argv, runs a command, and maps what the library throws to one
@@ -50,6 +52,7 @@ export function buildProgram(): Command {
   registerReport(program, globals);
   registerDeploy(program, globals);
   registerSfn(program, globals);
+  registerUnlock(program, globals);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();
@@ -62,10 +65,22 @@ export async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv, { from: "user" });
     // Commands that finish with an outcome other than success (a failed stage) set it here.
-    return typeof process.exitCode === "number" ? process.exitCode : EXIT.ok;
+    return diskFullOr(typeof process.exitCode === "number" ? process.exitCode : EXIT.ok);
   } catch (err) {
-    return report(err);
+    return diskFullOr(report(err));
   }
+}
+
+/**
+ * A command that failed after a write could not complete failed for that, whatever error reached
+ * it (the simulated account answering 500 for calls it could not save looks like a failed stage or
+ * an unreachable endpoint): it is said, and the exit code is 6.
+ */
+function diskFullOr(code: number): number {
+  const full = lastDiskFull();
+  if (!full || code === EXIT.ok || code === EXIT.interrupted || code === EXIT.diskFull) return code;
+  process.stderr.write(`kmslab: ${full.message}\n`);
+  return EXIT.diskFull;
 }
 
 function report(err: unknown): number {
@@ -93,9 +108,13 @@ function report(err: unknown): number {
     process.stderr.write(`kmslab: ${err.message}\n`);
     return EXIT.locked;
   }
-  if (err instanceof DataDirInvalidError) {
+  if (err instanceof DataDirInvalidError || err instanceof UnsafeDirectoryError) {
     process.stderr.write(`kmslab: ${err.message}\n`);
     return EXIT.invalidData;
+  }
+  if (err instanceof DiskFullError) {
+    process.stderr.write(`kmslab: ${err.message}\n`);
+    return EXIT.diskFull;
   }
   process.stderr.write(`kmslab: ${(err as Error).message ?? String(err)}\n`);
   if (process.env.KMSLAB_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);

@@ -131,6 +131,8 @@ export function registerSim(program: Command, globals: () => { simData?: string 
         await running.close();
         simulator.close();
         process.stderr.write("kmslab simulator stopped\n");
+        // Stopped while it could not save (a full disk): the calls it undid were answered with errors.
+        if (simulator.saveFailure) throw simulator.saveFailure;
       },
     );
 

@@ -1,4 +1,4 @@
-import { AwsError, type CallOptions, Clients } from "../machines/aws.js";
+import { AwsError, type CallOptions, Clients, isReadAction } from "../machines/aws.js";
 import { verifyStage } from "../machines/engine.js";
 import { type CheckResult, type RunnerHooks, StageRunner } from "../machines/runner.js";
 import { redact, type StateFile, TOOL_VERSION } from "../state/index.js";
@@ -244,9 +244,8 @@ export class ReadOnlyError extends Error {
  * session and changes no resource — CloudTrail logs it as read-only). Anything else is refused
  * before it leaves the process, so grading is read-only by construction as well as by test.
  */
-const READ = /^(Get|Describe|List|Head|Lookup)[A-Z]/;
 export function isGradingRead(service: Service, action: string): boolean {
-  return READ.test(action) || (service === "sts" && action === "AssumeRole");
+  return isReadAction(action) || (service === "sts" && action === "AssumeRole");
 }
 
 /**

@@ -1,24 +1,132 @@
 import {
   closeSync,
+  constants,
   copyFileSync,
   fchmodSync,
+  fstatSync,
   fsyncSync,
+  ftruncateSync,
   linkSync,
+  lstatSync,
   openSync,
   readdirSync,
-  readFileSync,
+  readlinkSync,
   renameSync,
   rmSync,
+  statSync,
   writeSync,
 } from "node:fs";
-import { hostname } from "node:os";
-import { basename, dirname, join } from "node:path";
-import { z } from "zod";
+import { dirname, join, resolve } from "node:path";
+import { isAlive, processStartedAt } from "./process.js";
 
 /**
- * File utilities shared by the simulator's data directory (sim/store.ts) and the lab's state file
- * (state/store.ts): both must survive a crash at any instant and both must refuse a second writer.
+ * File utilities shared by the simulator's data directory (sim/store.ts), the lab's state file
+ * (state/store.ts), gradings and exports: all must survive a crash at any instant and a full disk.
+ * Every write of the product goes through `writeAll` here, so a write that comes up short is never
+ * mistaken for a complete one, and the test harness below can make any of them fail.
  */
+
+/**
+ * A write that could not complete: the disk or the user's quota is full, or the device failed.
+ * What the file held before is untouched (writeAtomic never renames an incomplete file into place;
+ * an append is cut back to where it started).
+ */
+export class DiskFullError extends Error {
+  override readonly name = "DiskFullError";
+  constructor(
+    /** The file that could not be written. */
+    readonly path: string,
+    /** ENOSPC, EDQUOT, EFBIG or EIO. */
+    readonly code: string,
+  ) {
+    super(
+      `cannot write ${path}: ${REASONS[code] ?? code} (${code}). What it held before is untouched. ` +
+        `Free some space (or raise the quota) and run the command again: it continues where it stopped.`,
+    );
+  }
+}
+
+const REASONS: Record<string, string> = {
+  ENOSPC: "the disk is full",
+  EDQUOT: "the disk quota is used up",
+  EFBIG: "the file is larger than the file system allows",
+  EIO: "the disk reported an I/O error",
+};
+
+let lastFailure: DiskFullError | undefined;
+
+/**
+ * The last write of this process that could not complete, if any: a command whose work failed can
+ * say that the disk was full even when the failure reached it as another error (a simulated
+ * account answering 500 because it could not save).
+ */
+export function lastDiskFull(): DiskFullError | undefined {
+  return lastFailure;
+}
+
+/** `err` as a DiskFullError for `path` when it is one of the codes of a full or failing disk. */
+function asDiskFull(err: unknown, path: string): unknown {
+  if (err instanceof DiskFullError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === undefined || !(code in REASONS)) return err;
+  lastFailure = new DiskFullError(path, code);
+  return lastFailure;
+}
+
+/**
+ * The full-disk tests' harness, in the style of lib/crash.ts: `KMSLAB_TEST_DISK_FULL=n` makes the
+ * n-th write of this process (each writeAll counts once) come up short and then fail with ENOSPC,
+ * as a write on a full disk does; `n+` makes that write and every later one fail (a disk that stays
+ * full). Unset, it does nothing.
+ */
+const diskFull = (() => {
+  const m = /^(\d+)(\+)?$/.exec(process.env.KMSLAB_TEST_DISK_FULL ?? "");
+  if (!m) return () => false;
+  const at = Number(m[1]);
+  const stays = m[2] === "+";
+  let writes = 0;
+  return () => {
+    writes++;
+    return stays ? writes >= at : writes === at;
+  };
+})();
+
+function enospc(): NodeJS.ErrnoException {
+  return Object.assign(new Error("ENOSPC: no space left on device, write"), {
+    code: "ENOSPC",
+    errno: -28,
+    syscall: "write",
+  });
+}
+
+/**
+ * Writes all of `data` to `fd` (at `position`, or the file's offset): write(2) may write less than
+ * asked, and on a full disk does so before it fails with ENOSPC. Throws DiskFullError for `path`.
+ */
+export function writeAll(fd: number, data: Uint8Array, path: string, position?: number): void {
+  // The injected fault writes half, then fails, like a disk that fills during the write.
+  const limit = diskFull() ? data.length >> 1 : data.length;
+  let off = 0;
+  try {
+    while (off < data.length) {
+      if (off >= limit) throw enospc();
+      const n = writeSync(fd, data, off, limit - off, position === undefined ? null : position + off);
+      if (n <= 0) throw enospc();
+      off += n;
+    }
+  } catch (err) {
+    throw asDiskFull(err, path);
+  }
+}
+
+/** fsync(2), whose ENOSPC/EIO (a network or thin-provisioned disk reports them late) is DiskFullError. */
+function fsyncFile(fd: number, path: string): void {
+  try {
+    fsyncSync(fd);
+  } catch (err) {
+    throw asDiskFull(err, path);
+  }
+}
 
 export interface WriteAtomicOptions {
   /** File mode of the new file (default 0600: these files may name accounts and resources). */
@@ -26,7 +134,9 @@ export interface WriteAtomicOptions {
   /**
    * Keep what was there before as `<path>.backup`, so that one previous version always survives a
    * bad write or a bad tool. The backup is a hard link to the old file (no copy), or a copy when
-   * the file system refuses links.
+   * the file system refuses links. A link is enough: a file in place is never written again, only
+   * replaced by a rename, so the inode the backup names keeps the previous version whole; and
+   * only a complete, fsynced temp file is ever renamed into place, so that version is a whole one.
    */
   backup?: boolean;
 }
@@ -42,57 +152,90 @@ export function backupPathFor(path: string): string {
 }
 
 /**
- * Atomic replace: the text goes to a temp file in the same directory, is fsynced, then renamed over
- * `path`, and the directory is fsynced so the rename itself is durable. A crash at any point leaves
- * either the old file or the new one, never a torn one (a stray temp file at worst, which readers
- * never look at; see removeStaleTempFiles).
+ * The file `path` names once its symbolic links are followed (itself when it is not one; a link
+ * to a file not made yet gives that file's path). Writing there, beside the target, keeps the link
+ * a link: a rename over the link's own path would replace it with a regular file.
  */
-export function writeAtomic(path: string, text: string, options: WriteAtomicOptions = {}): void {
+export function followLinks(path: string): string {
+  let current = resolve(path);
+  for (let hops = 0; hops < 40; hops++) {
+    let isLink: boolean;
+    try {
+      isLink = lstatSync(current).isSymbolicLink();
+    } catch {
+      return current;
+    }
+    if (!isLink) return current;
+    current = resolve(dirname(current), readlinkSync(current));
+  }
+  return current; // a loop: the open below fails with ELOOP, as it should
+}
+
+/**
+ * Atomic replace: the text goes to a temp file in the same directory as the file (the link's
+ * target when `path` is a symbolic link), is written whole and fsynced, then renamed over it, and
+ * the directory is fsynced so the rename itself is durable. A crash at any point leaves either the
+ * old file or the new one, never a torn one (a stray temp file at worst, which readers never look
+ * at; see removeStaleTempFiles). A write that fails (a full disk: DiskFullError) removes its temp
+ * file and leaves the old file, and its backup, as they were.
+ */
+export function writeAtomic(path: string, text: string | Uint8Array, options: WriteAtomicOptions = {}): void {
   const mode = options.mode ?? 0o600;
-  const tmp = tempPathFor(path);
+  const file = followLinks(path);
+  const tmp = tempPathFor(file);
+  const data = typeof text === "string" ? Buffer.from(text, "utf8") : text;
   // A temp file left by a crash of an earlier process with our pid would keep its old mode.
   rmSync(tmp, { force: true });
-  const fd = openSync(tmp, "wx", mode);
+  let fd: number | undefined;
   try {
+    fd = openSync(tmp, "wx", mode);
     fchmodSync(fd, mode);
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
+    writeAll(fd, data, file);
+    fsyncFile(fd, file);
     closeSync(fd);
+    fd = undefined;
+    if (options.backup) keepBackup(file, mode);
+    renameSync(tmp, file);
+  } catch (err) {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw asDiskFull(err, file);
   }
-  if (options.backup) keepBackup(path, mode);
-  renameSync(tmp, path);
-  fsyncDir(dirname(path));
+  fsyncDir(dirname(file));
 }
 
 /**
  * Makes `<path>.backup` the current content of `path` (if any). Linked under a temp name and renamed
  * into place, so an existing backup is replaced atomically too: a crash here leaves an older backup
- * or this one, and the state file itself untouched.
+ * or this one, and the file itself untouched.
  */
 function keepBackup(path: string, mode: number): void {
   const backup = backupPathFor(path);
-  const tmp = `${backup}.tmp-${process.pid}`;
+  const tmp = tempPathFor(backup);
   rmSync(tmp, { force: true });
   try {
-    linkSync(path, tmp);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return; // nothing to keep yet
-    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EXDEV" && code !== "EMLINK") throw err;
-    copyFileSync(path, tmp);
-    const fd = openSync(tmp, "r+");
     try {
-      fchmodSync(fd, mode);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      linkSync(path, tmp);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return; // nothing to keep yet
+      if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EXDEV" && code !== "EMLINK") throw err;
+      copyFileSync(path, tmp);
+      const fd = openSync(tmp, "r+");
+      try {
+        fchmodSync(fd, mode);
+        fsyncFile(fd, backup);
+      } finally {
+        closeSync(fd);
+      }
     }
+    renameSync(tmp, backup);
+  } finally {
+    // rename(2) between two links of one file does nothing and leaves `tmp`: that happens when a
+    // crash came after the previous backup was made and before its rename, so both name one file.
+    // A failed copy leaves it too.
+    rmSync(tmp, { force: true });
   }
-  renameSync(tmp, backup);
-  // rename(2) between two links of one file does nothing and leaves `tmp`: that happens when a
-  // crash came after the previous backup was made and before its rename, so both name one file.
-  rmSync(tmp, { force: true });
 }
 
 function fsyncDir(dir: string): void {
@@ -109,13 +252,61 @@ function fsyncDir(dir: string): void {
 }
 
 /**
- * Removes temp files that writeAtomic left for `path` (and for its backup) when the process that
- * wrote them is gone. Call it only while holding the file's lock: then no live writer can own them
- * except ourselves, and our own is replaced at our next write anyway.
+ * Creates `path` (which must not exist) holding `data`, fsynced. A write that fails removes the
+ * file: no reader ever finds part of it. For files named once and never rewritten (S3 bodies).
  */
-export function removeStaleTempFiles(path: string): string[] {
-  const dir = dirname(path);
-  const prefixes = [`${basename(path)}.tmp-`, `${basename(backupPathFor(path))}.tmp-`];
+export function writeNewFile(path: string, data: Uint8Array, mode = 0o600): void {
+  const fd = openSync(path, "wx", mode);
+  try {
+    writeAll(fd, data, path);
+    fsyncFile(fd, path);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(path, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+}
+
+/**
+ * Appends `text` to the log file `path` whose length is `size` (what the caller has appended so
+ * far; the file's own length when not given), and returns the new length. A write that fails cuts the file back to `size`, so the next
+ * line starts where this one would have, and a reader never finds a line that was not acknowledged.
+ * Not fsynced: a log's last lines may go with a power loss, and a reader drops a torn last line.
+ */
+export function appendLine(path: string, text: string, size?: number): number {
+  const data = Buffer.from(text, "utf8");
+  // Not O_APPEND: Linux's pwrite(2) ignores the position in append mode, and this one must hold.
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o600);
+  const start = size ?? fstatSync(fd).size;
+  try {
+    writeAll(fd, data, path, start);
+    return start + data.length;
+  } catch (err) {
+    try {
+      ftruncateSync(fd, start);
+    } catch {
+      // Nothing more to do: a reader drops what does not parse.
+    }
+    throw err;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A temp file name writeAtomic or a lock makes: `<file>.tmp-<pid>`. */
+const TEMP_NAME = /\.tmp-(\d+)$/;
+
+/**
+ * Removes the temp files (`<file>.tmp-<pid>`, `<file>.backup.tmp-<pid>`, `<file>.lock.tmp-<pid>`)
+ * of the `files` in `dir` that their writers left when they died: a crash
+ * or SIGKILL between the write of a temp file and its rename. They may hold what their file holds
+ * (an account's secrets, key material), so none outlives its writer longer than the next process
+ * to open the directory. A temp file is its writer's while that process runs; its writer is gone
+ * when no process has the pid, or the process with it started after the file was last written
+ * (the pid was used again). Safe without a lock: a live writer's own files are never touched.
+ */
+export function removeStaleTempFiles(dir: string, files: readonly string[]): string[] {
   const removed: string[] = [];
   let names: string[];
   try {
@@ -124,164 +315,61 @@ export function removeStaleTempFiles(path: string): string[] {
     return removed;
   }
   for (const name of names) {
-    const prefix = prefixes.find((p) => name.startsWith(p));
-    if (!prefix) continue;
-    const pid = Number(name.slice(prefix.length));
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || isAlive(pid)) continue;
-    rmSync(join(dir, name), { force: true });
+    const m = TEMP_NAME.exec(name);
+    // Only ours: the directory may be shared (--state ~/lab.json), and others' temp files are theirs.
+    if (!m || !files.some((f) => name.startsWith(`${f}.`))) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid) continue;
+    const path = join(dir, name);
+    if (isAlive(pid) && !startedAfter(pid, path)) continue;
+    rmSync(path, { force: true });
     removed.push(name);
   }
   return removed;
 }
 
-/** Who holds a lock: written into the lock file so that a refused process can name the holder. */
-export interface LockInfo {
-  pid: number;
-  host: string;
-  command: string;
-  startedAt: string;
-  /** Where `kmslab sim serve` answers, while it holds the directory. */
-  endpoint?: string;
+/** Whether the process with `pid` started after `path` was last changed (its writer is another). */
+function startedAfter(pid: number, path: string): boolean {
+  const started = processStartedAt(pid);
+  if (started === undefined) return false;
+  let mtimeMs: number;
+  try {
+    mtimeMs = statSync(path).mtimeMs;
+  } catch {
+    return false;
+  }
+  // A start time is known to a second (the boot time's resolution): allow two.
+  return started > mtimeMs + 2_000;
 }
-
-const lockSchema = z.object({
-  pid: z.number().int(),
-  host: z.string(),
-  command: z.string(),
-  startedAt: z.string(),
-  endpoint: z.string().optional(),
-});
 
 /**
- * A sidecar lock file created exclusively: whoever creates it holds the lock, and its content names
- * the holder (pid, host, command, since when). The content is written to a temp file first and then
- * hard-linked into place, so another process never sees an empty lock file. A lock left by a process
- * that no longer runs on this host is stale and taken over; a lock from another host is always
- * respected (its process cannot be checked from here). Callers turn a refusal into their own error.
+ * A directory other users may write in (mode o+w) without the sticky bit: any of them could
+ * rename, replace or delete the files kept there (a state file, a lock, an account's keys).
  */
-export class LockFile {
-  private held = false;
-
-  constructor(readonly path: string) {}
-
-  get isHeld(): boolean {
-    return this.held;
-  }
-
-  /** Takes the lock and returns undefined, or returns the live holder that keeps us from taking it. */
-  tryAcquire(command: string): LockInfo | undefined {
-    const info: LockInfo = {
-      pid: process.pid,
-      host: hostname(),
-      command,
-      startedAt: new Date().toISOString(),
-    };
-    for (let attempt = 0; attempt < 3; attempt++) {
-      if (this.createExclusive(JSON.stringify(info))) {
-        this.held = true;
-        return undefined;
-      }
-      const text = this.readText();
-      const holder = parseLock(text);
-      if (holder && (holder.host !== info.host || isAlive(holder.pid))) return holder;
-      // Stale (its process is gone) or unreadable. Remove it only if it is still the file we judged:
-      // another process may have taken the stale lock over between our read and now.
-      if (this.readText() === text) rmSync(this.path, { force: true });
-    }
-    return this.read() ?? { ...info, pid: -1, command: "unknown" };
-  }
-
-  /** Adds facts about the holder (its endpoint) to a lock we hold. */
-  annotate(extra: Pick<LockInfo, "endpoint">): void {
-    const current = this.read();
-    if (!this.held || !current || current.pid !== process.pid) return;
-    writeAtomic(this.path, JSON.stringify({ ...current, ...extra }));
-  }
-
-  release(): void {
-    if (!this.held) return;
-    this.held = false;
-    rmSync(this.path, { force: true });
-  }
-
-  /** What the lock file says, whether or not its process still runs; undefined when there is none. */
-  read(): LockInfo | undefined {
-    return parseLock(this.readText());
-  }
-
-  /** The live process holding the lock, if any (a lock left by a dead process is not one). */
-  holder(): LockInfo | undefined {
-    const lock = this.read();
-    if (!lock) return undefined;
-    return lock.host !== hostname() || isAlive(lock.pid) ? lock : undefined;
-  }
-
-  private readText(): string | undefined {
-    try {
-      return readFileSync(this.path, "utf8");
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** link(2) fails with EEXIST like open(O_EXCL) does, but the file appears with its content. */
-  private createExclusive(text: string): boolean {
-    const tmp = `${this.path}.tmp-${process.pid}`;
-    rmSync(tmp, { force: true });
-    const fd = openSync(tmp, "wx", 0o600);
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    try {
-      linkSync(tmp, this.path);
-      return true;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === "EEXIST") return false;
-      if (code !== "EPERM" && code !== "ENOTSUP") throw err;
-      return this.createExclusiveWithoutLinks(text);
-    } finally {
-      rmSync(tmp, { force: true });
-    }
-  }
-
-  /** For file systems without hard links: O_EXCL, with a short window where the file is empty. */
-  private createExclusiveWithoutLinks(text: string): boolean {
-    let fd: number;
-    try {
-      fd = openSync(this.path, "wx", 0o600);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
-      throw err;
-    }
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    return true;
+export class UnsafeDirectoryError extends Error {
+  override readonly name = "UnsafeDirectoryError";
+  constructor(
+    readonly dir: string,
+    readonly mode: number,
+  ) {
+    super(
+      `refusing to use ${dir}: any user of this machine may write in it (mode ` +
+        `${(mode & 0o7777).toString(8).padStart(4, "0")}), so another user could replace or remove ` +
+        `the files kept there. Make it yours alone with: chmod 700 ${dir}`,
+    );
   }
 }
 
-function parseLock(text: string | undefined): LockInfo | undefined {
-  if (text === undefined) return undefined;
+/**
+ * Refuses a directory that every user may write in and that lacks the sticky bit (which /tmp has:
+ * there only a file's owner may rename or remove it). Absent directories pass (they are made 0700).
+ */
+export function assertPrivateDir(dir: string): void {
+  let mode: number;
   try {
-    return lockSchema.parse(JSON.parse(text));
+    mode = statSync(dir).mode;
   } catch {
-    return undefined;
+    return;
   }
-}
-
-/** Whether a process with this pid runs on this host (EPERM: it runs, as another user). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
+  if (mode & 0o002 && !(mode & 0o1000)) throw new UnsafeDirectoryError(dir, mode);
 }

@@ -3,6 +3,7 @@ import * as iam from "@aws-sdk/client-iam";
 import * as kms from "@aws-sdk/client-kms";
 import * as s3 from "@aws-sdk/client-s3";
 import * as sts from "@aws-sdk/client-sts";
+import { DiskFullError } from "../lib/files.js";
 import type { Service } from "../steps/dsl.js";
 
 /**
@@ -55,6 +56,12 @@ const BLOB_INPUTS: Partial<Record<string, string[]>> = {
 };
 
 /** An AWS error as the engine reasons about it. */
+/** Whether an action only reads (AWS names reads Get, Describe, List, Head or Lookup...). */
+export function isReadAction(action: string): boolean {
+  return READ_ACTION.test(action);
+}
+const READ_ACTION = /^(Get|Describe|List|Head|Lookup)[A-Z]/;
+
 export class AwsError extends Error {
   constructor(
     readonly code: string,
@@ -197,6 +204,8 @@ export class Clients {
       // A binary body (a gzipped log file) travels as base64, as Step Functions hands blobs over.
       if (options.binaryBody && body?.transformToByteArray) output.Body = await body.transformToByteArray();
     } catch (err) {
+      // The embedded account could not save the call (a full disk): not an answer of AWS's.
+      if (err instanceof DiskFullError) throw err;
       const error = toAwsError(err, service, action);
       this.observer?.({ service, action, input, error, options });
       throw error;

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { type AnyActorRef, createActor } from "xstate";
 import { crashHarness } from "../lib/crash.js";
+import { DiskFullError } from "../lib/files.js";
 import {
   assertTarget,
   Checkpointer,
@@ -134,7 +135,37 @@ class Engine implements StageExecutor {
   }
 
   private get stopping(): boolean {
-    return this.o.signal?.aborted === true;
+    return this.o.signal?.aborted === true || this.unwritable !== undefined;
+  }
+
+  /**
+   * Why the state could not be written (a full disk: DiskFullError), once a write failed. The run
+   * then stops as it does on Ctrl-C: no effect may be made that its record does not hold, and no
+   * stage is rolled back for a failure that is not its own; execute() throws it at the end.
+   */
+  private unwritable: Error | undefined;
+  private readonly halted = new AbortController();
+
+  /** checkpoints.commit, stopping the run when the state cannot be written. */
+  private commit(fn?: (state: StateFile) => void): Promise<void> {
+    return this.checkpoints.commit(fn).catch((err: unknown) => {
+      throw this.halt(err as Error);
+    });
+  }
+
+  /**
+   * Stops the run for `err` (the state, or the embedded account, cannot be written): returns the
+   * StoppedError for the stage to throw, so that it neither fails nor rolls back.
+   */
+  private halt(err: Error): StoppedError {
+    this.unwritable ??= err;
+    this.halted.abort();
+    return new StoppedError("the state could not be written");
+  }
+
+  /** `err`, or the StoppedError that halts the run when it is a full disk. */
+  private stopIfDiskFull(err: unknown): unknown {
+    return err instanceof DiskFullError ? this.halt(err) : err;
   }
 
   async execute(): Promise<LabResult> {
@@ -166,21 +197,29 @@ class Engine implements StageExecutor {
       });
     });
     const stopped = new Promise<void>((resolve) => {
-      this.o.signal?.addEventListener("abort", () => {
+      const stop = () => {
         // Stop once no stage is inside a step: every effect has its checkpoint by then.
         if (this.active === 0) resolve();
         else this.idle = resolve;
-      });
+      };
+      this.o.signal?.addEventListener("abort", stop);
+      this.halted.signal.addEventListener("abort", stop);
     });
     actor.start();
     await Promise.race([finished, stopped]);
     const interrupted = actor.getSnapshot().status !== "done";
-    await this.checkpoints.commit((st) => {
-      st.snapshot = actor.getPersistedSnapshot();
-      this.recordStatuses(st, actor.getSnapshot().context as LabContext);
-    });
+    const lastWrite = this.checkpoints
+      .commit((st) => {
+        st.snapshot = actor.getPersistedSnapshot();
+        this.recordStatuses(st, actor.getSnapshot().context as LabContext);
+      })
+      .catch((err: unknown) => {
+        this.unwritable ??= err as Error;
+      });
     actor.stop();
+    await lastWrite;
     await this.checkpoints.settled();
+    if (this.unwritable) throw this.unwritable;
     return this.result(interrupted);
   }
 
@@ -269,13 +308,13 @@ class Engine implements StageExecutor {
     const key = (stepId: string) => `${stepId}#${attempt}`;
     const hooks: RunnerHooks = {
       intent: (e) =>
-        this.checkpoints.commit((st) => {
+        this.commit((st) => {
           st.journal.push(this.entry(st, e.stageId, key(e.stepId), e.service, e.action, "intent"));
         }),
       done: async (e) => {
         const effect = ++effectsDone;
         crash(effect, "call");
-        await this.checkpoints.commit((st) => {
+        await this.commit((st) => {
           const entry = this.entry(st, e.stageId, key(e.stepId), e.service, e.action, "done");
           entry.result = e.assigned;
           st.journal.push(entry);
@@ -326,7 +365,7 @@ class Engine implements StageExecutor {
           const r = this.record(st, stageId);
           r.outputs = { ...r.outputs, ...vars, [CURSOR]: completed };
         }),
-      settle: () => this.checkpoints.commit(),
+      settle: () => this.commit(),
       progress: (event) => this.o.progress?.(event),
       stopping: () => this.stopping,
       ...(this.o.now ? { now: this.o.now } : {}),
@@ -374,8 +413,9 @@ class Engine implements StageExecutor {
       const runner = this.runner(stageId, {});
       try {
         await runner.runSteps(this.defs.get(stageId)!.precondition, false);
-      } catch (err) {
-        await this.recordError(stageId, err);
+      } catch (caught) {
+        const err = this.stopIfDiskFull(caught);
+        if (!(err instanceof StoppedError)) await this.recordError(stageId, err);
         throw err;
       }
       this.checkpoints.change((st) => {
@@ -392,7 +432,8 @@ class Engine implements StageExecutor {
         // What a resumed run needs is what the precondition found and what effects made (recorded
         // by the journal hooks); reads are simply made again.
         await runner.runSteps(this.defs.get(stageId)!.run, true);
-      } catch (err) {
+      } catch (caught) {
+        const err = this.stopIfDiskFull(caught);
         if (!(err instanceof StoppedError)) await this.recordError(stageId, err);
         throw err;
       }
@@ -402,7 +443,9 @@ class Engine implements StageExecutor {
   async verify(stageId: StageId): Promise<StageVerdict> {
     return this.inFlight(async () => {
       const def = this.defs.get(stageId)!;
-      const checks = await verifyStage(def, (vars) => this.runner(stageId, vars));
+      const checks = await verifyStage(def, (vars) => this.runner(stageId, vars)).catch((err: unknown) => {
+        throw this.stopIfDiskFull(err);
+      });
       const points = checks.reduce((n, c) => n + c.points, 0);
       this.checkpoints.change((st) => {
         const r = this.record(st, stageId);
@@ -438,18 +481,19 @@ class Engine implements StageExecutor {
         });
         try {
           await runner.runSteps(step.effect.undo, false);
-        } catch (err) {
+        } catch (caught) {
+          const err = this.stopIfDiskFull(caught);
           if (err instanceof StoppedError) throw err;
           failures.push(`${step.title}: ${(err as Error).message}`);
           continue;
         }
-        await this.checkpoints.commit((st) => {
+        await this.commit((st) => {
           st.journal.push(this.entry(st, stageId, entry.effectId, entry.service, entry.operation, "undone"));
           const ledger = st.ledger.find((l) => l.arn === entry.resourceArn && !l.deletedAt);
           if (ledger) ledger.deletedAt = this.iso();
         });
       }
-      await this.checkpoints.commit((st) => {
+      await this.commit((st) => {
         this.record(st, stageId).status = failures.length === 0 ? "rolledBack" : "failed";
       });
       if (failures.length > 0) throw new Error(failures.join("; "));
@@ -457,7 +501,7 @@ class Engine implements StageExecutor {
   }
 
   private async recordError(stageId: StageId, err: unknown): Promise<void> {
-    await this.checkpoints.commit((st) => {
+    await this.commit((st) => {
       const r = this.record(st, stageId);
       r.error = {
         code:

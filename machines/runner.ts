@@ -1,10 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { gunzipSync } from "node:zlib";
+import { DiskFullError } from "../lib/files.js";
 import { ROOT_CANNOT_ASSUME, RUN_TAG, STAGE_TAG } from "../steps/build.js";
 import type { CallStep, Check, PollStep, ProbeStep, Service, Step } from "../steps/dsl.js";
 import { type Bindings, evaluate, render } from "../steps/expr.js";
 import type { ResolvedParams } from "../steps/params.js";
-import { AwsError, type Clients, type Credentials } from "./aws.js";
+import { AwsError, type Clients, type Credentials, isReadAction } from "./aws.js";
 
 /**
  * Executes stage steps against AWS (or the simulator) through the SDK: the local engine's half of
@@ -182,7 +183,8 @@ export class StageRunner {
     try {
       await this.runSteps(c.read, false);
     } catch (err) {
-      if (err instanceof StoppedError) throw err;
+      // A full disk (the embedded account could not save) says nothing of the account: no score.
+      if (err instanceof StoppedError || err instanceof DiskFullError) throw err;
       error = (err as Error).message;
     }
     const b = this.bindings();
@@ -242,6 +244,11 @@ export class StageRunner {
       }
       recovering = seen?.phase === "intent";
       if (!recovering) await this.hooks.intent(record);
+    } else if (journal && !isReadAction(step.action)) {
+      // A change that is not an effect (a policy put back as the stage goes) is made once what came
+      // before it is durable: a run stopped right after it (a crash, a disk that filled) makes it
+      // again when resumed, rather than resuming before it, on an account it already changed.
+      await this.hooks.settle?.();
     }
     if (recovering && step.action === "CreateKey") {
       // CreateKey has no name to collide with: the key a crash left behind is found by the run's tags.

@@ -1,10 +1,13 @@
 import { randomBytes, randomInt } from "node:crypto";
 import type { ServiceError } from "./core/errors.js";
 import { uuid } from "./core/random.js";
-import type { CallContext, OperationFn, ServiceProvider } from "./core/service.js";
+import { type CallContext, type OperationFn, replaceContents, type ServiceProvider } from "./core/service.js";
 import { CloudTrailService } from "./services/cloudtrail/provider.js";
+import { emptyIamState } from "./services/iam/model.js";
 import { IamService } from "./services/iam/provider.js";
+import { emptyKmsState } from "./services/kms/model.js";
 import { KmsService } from "./services/kms/provider.js";
+import { emptyS3State } from "./services/s3/model.js";
 import { S3Service } from "./services/s3/provider.js";
 import { StatesService } from "./services/states/provider.js";
 import { StsService } from "./services/sts/provider.js";
@@ -110,6 +113,7 @@ export class Account {
   private readonly listeners: ((record: CallRecord) => void)[] = [];
   private readonly tickers: ((now: Date) => void)[] = [];
   private readonly commitHooks: (() => void)[] = [];
+  private readonly rollbackHooks: (() => void)[] = [];
   private dirty = false;
 
   /**
@@ -245,9 +249,39 @@ export class Account {
     this.commitHooks.push(fn);
   }
 
+  /**
+   * Runs `fn` if the changes since the last save are rolled back instead (a persistent account
+   * whose save failed): a file written for a change that is undone (a new object's body) goes.
+   */
+  onRollback(fn: () => void): void {
+    this.rollbackHooks.push(fn);
+  }
+
   /** Called by the simulator after each save. */
   committed(): void {
-    for (const fn of this.commitHooks.splice(0)) fn();
+    if (this.commitHooks.length > 0) for (const fn of this.commitHooks.splice(0)) fn();
+    if (this.rollbackHooks.length > 0) this.rollbackHooks.length = 0;
+    if (this.dataDir !== undefined) this.cloudtrail.events.committed();
+  }
+
+  /**
+   * Undoes every change since the last save: each service's state becomes `saved` (what the data
+   * directory holds, read back after a save that failed), files written for undone changes go,
+   * events recorded since are dropped from the event history, and files that only the undone state
+   * stopped referring to stay. Executions of Step Functions are not data: one already running keeps
+   * its live record, one started by an undone call is stopped and forgotten.
+   */
+  rollback(saved: AccountState): void {
+    this.commitHooks.length = 0;
+    for (const fn of this.rollbackHooks.splice(0).reverse()) fn();
+    const services = saved.services as Partial<Record<string, object>>;
+    replaceContents(this.iam.state, services.iam ?? emptyIamState());
+    replaceContents(this.sts.state, services.sts ?? { sessions: {} });
+    replaceContents(this.kms.state, services.kms ?? { ...emptyKmsState(), seed: this.kms.state.seed });
+    replaceContents(this.s3.state, services.s3 ?? emptyS3State());
+    this.cloudtrail.restore((services.cloudtrail as CloudTrailService["state"]) ?? { trails: {} });
+    this.states.restore((services.states as StatesService["state"]) ?? { machines: {}, executions: {} });
+    this.dirty = false;
   }
 
   toState(): AccountState {

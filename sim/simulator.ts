@@ -1,5 +1,6 @@
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
+import { DiskFullError } from "../lib/files.js";
 import {
   Account,
   type AccountOptions,
@@ -63,6 +64,9 @@ interface Call {
   ctx: CallContext;
 }
 
+/** Answers to calls undone because the account could not be saved, with why (requestHandler). */
+const UNSAVED = new WeakMap<SimResponse, DiskFullError>();
+
 const SCOPE = /Credential=[^/,\s]+\/\d{8}\/([^/,\s]+)\/([^/,\s]+)\//;
 
 /**
@@ -88,7 +92,15 @@ export class Simulator {
     this.faults = options.faults ?? new FaultInjector();
     for (const provider of account.providers) this.register(provider);
     // Step Functions' executions run here, their Tasks sent into this simulator as SDK requests.
-    account.states.attach({ requestHandler: this.requestHandler(), save: () => this.save() });
+    // Their saves never throw: one that fails puts the account back as last saved (see save()).
+    const save = () => {
+      try {
+        this.save();
+      } catch {
+        // Already said and undone.
+      }
+    };
+    account.states.attach({ requestHandler: this.requestHandler(), save });
   }
 
   /** A fresh account that lives in memory only (tests). */
@@ -123,16 +135,60 @@ export class Simulator {
    */
   close(): void {
     this.account.states.stopAll("The simulator was closed while this execution was running.");
-    this.save();
-    this.closed = true;
-    this.dataDir?.unlock();
+    try {
+      this.save();
+    } finally {
+      this.closed = true;
+      this.dataDir?.unlock();
+    }
   }
 
-  /** Saves the account if anything changed, then lets go of what the saved state no longer needs. */
+  /**
+   * Saves the account if anything changed, then lets go of what the saved state no longer needs.
+   * A save that fails (a full disk: the file on disk is still the last good one) puts the account
+   * back as it was saved, undoing the changes of the call being answered, and throws: the call is
+   * answered with an error, and taking effect and being answered go together, so a retry is safe.
+   */
   private save(): void {
     if (this.closed) return;
-    if (this.account.takeChanged()) this.dataDir?.save(this.account.toState());
+    if (this.account.takeChanged() && this.dataDir) {
+      try {
+        this.dataDir.save(this.account.toState());
+      } catch (err) {
+        this.rollback(err);
+        throw err;
+      }
+      this.failing = undefined;
+    }
     this.account.committed();
+  }
+
+  /**
+   * Puts a persistent account back as its data directory holds it, after a save that failed or a
+   * call that failed inside the simulator (an internal error may come after the call changed the
+   * account). An in-memory account has no saved state to go back to: it keeps what it holds.
+   */
+  private rollback(cause: unknown): void {
+    if (!this.dataDir) return;
+    if (cause instanceof DiskFullError) {
+      // Said once while saves keep failing; `sim serve` runs on, and saves again once there is room.
+      if (this.failing === undefined)
+        process.stderr.write(
+          `kmslab sim: ${cause.message}\nkmslab sim: the account is back as last saved; calls fail ` +
+            `(HTTP: 500, an internal error) until there is room to save it again\n`,
+        );
+      this.failing = cause;
+    }
+    const saved = this.dataDir.load();
+    if (saved) this.account.rollback(saved);
+  }
+
+  /** Why the last save failed, while saves are failing (said once on stderr until one succeeds). */
+  private failing: DiskFullError | undefined;
+
+  /** The error of the last save while saves are failing: `sim serve` stops with it. */
+  get saveFailure(): DiskFullError | undefined {
+    return this.failing;
   }
 
   /** Tells other processes (`kmslab sim credentials`) where this account is being served. */
@@ -177,14 +233,23 @@ export class Simulator {
     };
   }
 
-  /** A smithy HttpHandler: SDK clients send their signed requests here instead of the network. */
+  /**
+   * A smithy HttpHandler: SDK clients send their signed requests here instead of the network. A
+   * call the account could not save for a full disk fails as the handler's own error (DiskFullError),
+   * as a transport fails, rather than as a 500 to retry: the disk is this process's, and a client in
+   * it learns why at once (over HTTP, `sim serve` answers 500 and logs why).
+   */
   requestHandler() {
+    const output = (res: SimResponse) => {
+      const failure = UNSAVED.get(res);
+      return failure ? Promise.reject(failure) : Promise.resolve(toSmithyOutput(res));
+    };
     return {
       handle: (request: SmithyRequest) => {
         const req = fromSmithy(request);
-        if (req instanceof Promise) return req.then((r) => this.respond(r)).then(toSmithyOutput);
+        if (req instanceof Promise) return req.then((r) => this.respond(r)).then(output);
         const out = this.respond(req);
-        return out instanceof Promise ? out.then(toSmithyOutput) : Promise.resolve(toSmithyOutput(out));
+        return out instanceof Promise ? out.then(output) : output(out);
       },
       updateHttpClientConfig(): void {},
       httpHandlerConfigs: () => ({}),
@@ -206,8 +271,6 @@ export class Simulator {
   }
 
   private finish(req: SimRequest, res: SimResponse): SimResponse {
-    // Saved before the client hears back: an answer it got is never lost to a crash.
-    this.save();
     // AWS dates every answer, and SDKs correct their clock skew from it: the account's clock,
     // not the host's, is the one a client must agree with.
     res.headers.date = this.httpDate(this.account.now().getTime());
@@ -234,6 +297,7 @@ export class Simulator {
     this.account.tick();
     const provider = this.route(req);
     if (!provider) {
+      this.saveQuietly();
       return {
         status: 400,
         headers: { "content-type": "application/xml", "x-amz-request-id": requestId },
@@ -243,16 +307,42 @@ export class Simulator {
       };
     }
     const codec = provider.codec ?? CODECS[provider.protocol]!;
+    const internal = (cause: unknown) => {
+      const res = codec.encodeError(provider, internalError(provider), requestId);
+      if (cause instanceof DiskFullError) UNSAVED.set(res, cause);
+      return res;
+    };
     const fail = (err: unknown): SimResponse => {
       if (err instanceof ServiceError) return codec.encodeError(provider, err, requestId);
-      process.stderr.write(`kmslab sim: internal error in ${provider.service}: ${(err as Error).stack}\n`);
-      return codec.encodeError(provider, internalError(provider), requestId);
+      if (!(err instanceof DiskFullError))
+        process.stderr.write(`kmslab sim: internal error in ${provider.service}: ${(err as Error).stack}\n`);
+      this.rollback(err);
+      return internal(err);
+    };
+    // Saved before the client hears back: an answer it got is never lost to a crash, and one whose
+    // save failed is an error (the call undone).
+    const saved = (res: SimResponse): SimResponse => {
+      try {
+        this.save();
+        return res;
+      } catch (err) {
+        return internal(err);
+      }
     };
     try {
       const out = this.dispatch(req, provider, codec, requestId);
-      return out instanceof Promise ? out.catch(fail) : out;
+      return out instanceof Promise ? out.then(saved, (err: unknown) => saved(fail(err))) : saved(out);
     } catch (err) {
-      return fail(err);
+      return saved(fail(err));
+    }
+  }
+
+  /** Saves what a request changed without an operation (a CloudTrail delivery); a failure is undone. */
+  private saveQuietly(): void {
+    try {
+      this.save();
+    } catch {
+      // Already said and undone.
     }
   }
 

@@ -1,13 +1,16 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { z } from "zod";
-import { LockFile, type LockInfo, writeAtomic } from "../lib/files.js";
+import { assertPrivateDir, removeStaleTempFiles, writeAtomic } from "../lib/files.js";
+import { describeHolder, LockFile, type LockInfo } from "../lib/lock.js";
 import type { AccountState } from "./account.js";
 
 /**
  * The simulator's data directory: `account.json` holds the whole account, written atomically
  * (temp file, fsync, rename, fsync of the directory) after every change; `lock` names the one
- * process allowed to write it. Readers (`kmslab sim credentials`) need no lock.
+ * process allowed to write it (the state file's lock mechanism, lib/lock.ts). Readers
+ * (`kmslab sim credentials`) need no lock. Temp files a dead writer left (they hold what
+ * account.json and s3/master.key hold: secrets) are removed by the next process to open it.
  */
 export const ACCOUNT_FILE = "account.json";
 export const LOCK_FILE = "lock";
@@ -18,10 +21,10 @@ export class DataDirLockedError extends Error {
     readonly dir: string,
     readonly holder: LockInfo,
   ) {
+    const { holder: who, advice } = describeHolder(holder, `kmslab unlock <id> --sim-data ${dir}`);
     super(
-      `the simulator data directory ${dir} is in use by process ${holder.pid} on ${holder.host} ` +
-        `(${holder.command}, since ${holder.startedAt}). Stop that process, or give this one another ` +
-        `directory with --sim-data DIR.`,
+      `the simulator data directory ${dir} is in use by ${who}. ${advice} ` +
+        `Or give this command another directory with --sim-data DIR.`,
     );
   }
 }
@@ -29,8 +32,7 @@ export class DataDirLockedError extends Error {
 export class DataDirInvalidError extends Error {}
 
 // Re-exported: the CLI and sim's users name the holder through this type.
-export type { LockInfo } from "../lib/files.js";
-export { writeAtomic } from "../lib/files.js";
+export type { LockInfo } from "../lib/lock.js";
 
 const accountSchema = z.object({
   formatVersion: z.number().int(),
@@ -62,9 +64,35 @@ export class DataDir {
    * process that no longer runs on this host is stale and taken over.
    */
   lock(command: string): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const holder = this.lockFile.tryAcquire(command);
+    let holder: LockInfo | undefined;
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      assertPrivateDir(this.dir);
+      holder = this.lockFile.tryAcquire(command);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EACCES" || code === "EPERM" || code === "EROFS")
+        throw new DataDirInvalidError(
+          `cannot use the simulator data directory ${this.dir}: ${code === "EROFS" ? "it is on a read-only file system" : "permission denied"} (${(err as Error).message}). ` +
+            `It should be yours (chmod 700), or give another one with --sim-data DIR.`,
+        );
+      throw err;
+    }
     if (holder) throw new DataDirLockedError(this.dir, holder);
+    this.removeStaleTempFiles();
+  }
+
+  /** Removes the temp files writers that have ended left here (account.json's, the lock's, the S3 master key's). */
+  removeStaleTempFiles(): string[] {
+    return [
+      ...removeStaleTempFiles(this.dir, [ACCOUNT_FILE, LOCK_FILE]),
+      ...removeStaleTempFiles(join(this.dir, "s3"), ["master.key"]),
+    ];
+  }
+
+  /** Removes the lock with this id, whoever holds it (`kmslab unlock`); false when it is not that one. */
+  forceUnlock(id: string): boolean {
+    return this.lockFile.forceRelease(id);
   }
 
   /** Adds what other processes may want to know about the holder (its endpoint) to our lock. */
@@ -92,7 +120,9 @@ export class DataDir {
       text = readFileSync(this.accountPath, "utf8");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw err;
+      throw new DataDirInvalidError(
+        `cannot read ${this.accountPath} (${(err as Error).message}); it was left as it is.`,
+      );
     }
     let data: unknown;
     try {
@@ -113,7 +143,10 @@ export class DataDir {
     return parsed.data as AccountState;
   }
 
-  /** Atomic replace: a crash leaves either the old or the new file, never a torn one. */
+  /**
+   * Atomic replace: a crash leaves either the old or the new file, never a torn one, and a write
+   * that cannot complete (DiskFullError) leaves the old one: the caller goes back to it (rollback).
+   */
   save(state: AccountState): void {
     writeAtomic(this.accountPath, JSON.stringify(state));
   }

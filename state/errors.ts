@@ -1,4 +1,4 @@
-import type { LockInfo } from "../lib/files.js";
+import { describeHolder, type LockInfo } from "../lib/lock.js";
 import type { Target } from "./schema.js";
 
 /**
@@ -17,10 +17,30 @@ export class StateLockedError extends StateError {
     readonly path: string,
     readonly holder: LockInfo,
   ) {
+    const { holder: who, advice } = describeHolder(holder, `kmslab unlock <id> --state ${path}`);
+    super(`the state file ${path} is in use by ${who}. ${advice}`);
+  }
+}
+
+/**
+ * The state file, or its directory, cannot be read or written for a reason of the file system
+ * (permissions, a read-only mount, a directory in its place): nothing was changed.
+ */
+export class StateAccessError extends StateError {
+  override readonly name = "StateAccessError";
+  constructor(
+    readonly path: string,
+    readonly code: string,
+    detail: string,
+    readonly action: "read" | "lock" = "read",
+  ) {
+    const what = action === "read" ? `read the state file ${path}` : `lock the state file (create ${path})`;
     super(
-      `the state file ${path} is in use by process ${holder.pid} on ${holder.host} ` +
-        `(${holder.command}, since ${holder.startedAt}). Wait for it to finish or stop it; ` +
-        `a lock left by a process that has ended is taken over automatically.`,
+      code === "EACCES" || code === "EPERM"
+        ? `cannot ${what}: permission denied. Nothing was changed. The state file and its directory ` +
+            `should be yours (chmod 700 on the directory, 600 on the file), or give another state ` +
+            `file with --state PATH.`
+        : `cannot ${what} (${detail}). Nothing was changed.`,
     );
   }
 }

@@ -1,9 +1,17 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { hostname } from "node:os";
-import { dirname, resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import type { z } from "zod";
-import { backupPathFor, LockFile, type LockInfo, removeStaleTempFiles, writeAtomic } from "../lib/files.js";
 import {
+  assertPrivateDir,
+  backupPathFor,
+  followLinks,
+  removeStaleTempFiles,
+  writeAtomic,
+} from "../lib/files.js";
+import { LockFile, type LockInfo } from "../lib/lock.js";
+import {
+  StateAccessError,
   StateConflictError,
   StateCorruptError,
   StateInvalidError,
@@ -184,7 +192,9 @@ function sameStamp(a: Stamp | undefined, b: Stamp | undefined): boolean {
  * fsync of the directory) with the previous version kept as `<path>.backup`, mode 0600 in a
  * directory created 0700; locked by the sidecar `<path>.lock` that names its holder. Reading never
  * changes any file, whatever the file holds. Stray temp files of crashed writers are ignored by
- * read() and removed by lock().
+ * read() and removed by lock(). A state path that is a symbolic link stands for its target: the
+ * target is the file written (atomically, beside it), and its backup and lock sit beside it too, so
+ * two links to one file share one lock. lock() refuses a directory any user may write in.
  */
 export class FileStateStore implements StateStore {
   readonly path: string;
@@ -194,7 +204,7 @@ export class FileStateStore implements StateStore {
   private current: (Current & { stamp: Stamp | undefined }) | undefined;
 
   constructor(path: string = DEFAULT_STATE_PATH) {
-    this.path = resolve(path);
+    this.path = followLinks(resolve(path));
     this.lockPath = `${this.path}.lock`;
     this.backupPath = backupPathFor(this.path);
     this.lockFile = new LockFile(this.lockPath);
@@ -217,10 +227,30 @@ export class FileStateStore implements StateStore {
   }
 
   async lock(command: string): Promise<void> {
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    const holder = this.lockFile.tryAcquire(command);
+    const dir = dirname(this.path);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    assertPrivateDir(dir);
+    let holder: LockInfo | undefined;
+    try {
+      holder = this.lockFile.tryAcquire(command);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EACCES" || code === "EPERM" || code === "EROFS")
+        throw new StateAccessError(this.lockPath, code, (err as Error).message, "lock");
+      throw err;
+    }
     if (holder) throw new StateLockedError(this.path, holder);
-    removeStaleTempFiles(this.path);
+    removeStaleTempFiles(dir, [basename(this.path)]);
+  }
+
+  /** Removes the lock with this id, whoever holds it (`kmslab unlock`); false when it is not that one. */
+  forceUnlock(id: string): boolean {
+    return this.lockFile.forceRelease(id);
+  }
+
+  /** What the lock file says, whether or not its holder still runs. */
+  readLock(): LockInfo | undefined {
+    return this.lockFile.read();
   }
 
   async unlock(): Promise<void> {
@@ -239,7 +269,8 @@ export class FileStateStore implements StateStore {
     try {
       text = readFileSync(this.path, "utf8");
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT") throw new StateAccessError(this.path, code ?? "", (err as Error).message);
       this.current = undefined;
       return undefined;
     }

@@ -117,3 +117,13 @@ export function globalContextKeys(ctx: CallContext): ContextKeys {
     ...ctx.serviceKeys,
   };
 }
+
+/**
+ * Makes `target` hold what `source` holds, in place: services keep a reference to their state
+ * object. Keys both have are assigned, not deleted and added again, so the object keeps its shape.
+ */
+export function replaceContents(target: object, source: object): void {
+  const t = target as Record<string, unknown>;
+  for (const key of Object.keys(t)) if (!Object.hasOwn(source, key)) delete t[key];
+  Object.assign(t, source);
+}

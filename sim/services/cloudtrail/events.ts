@@ -1,15 +1,16 @@
 import {
-  appendFileSync,
   closeSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
   readSync,
+  rmSync,
   truncateSync,
   unlinkSync,
 } from "node:fs";
 import { join } from "node:path";
+import { appendLine } from "../../../lib/files.js";
 import type { EventSummary, PendingRecord, TrailEvent } from "./records.js";
 
 /**
@@ -25,7 +26,9 @@ import type { EventSummary, PendingRecord, TrailEvent } from "./records.js";
  * little memory and open quickly. A file holds at most SEGMENT_EVENTS events of one UTC day, so
  * whole files age out: on load, files whose events are all older than CloudTrail's 90 days are
  * deleted and older events dropped; a line a crash cut short is ignored and cut off the file (the
- * next line appended starts clean).
+ * next line appended starts clean). An append that fails (a full disk) is cut off at once. The
+ * history follows the account's saves: what was recorded since the last one is dropped, from memory
+ * and from the files, when the account goes back to it (committed, rollback).
  */
 export interface StoredEvent extends EventSummary {
   seq: number;
@@ -63,6 +66,8 @@ export class EventStore {
   private seq = 0;
   /** The file being appended to: its number, events, UTC day (epoch days) and size. */
   private segment = { n: 0, count: 0, day: -1, bytes: 0 };
+  /** The last event and the file as they were at the account's last save. */
+  private saved = { seq: 0, n: 0, count: 0, day: -1, bytes: 0 };
 
   constructor(
     dataDir: string | undefined,
@@ -117,6 +122,35 @@ export class EventStore {
         this.segment = { n: f.n, count: SEGMENT_EVENTS, day: -1, bytes: 0 };
       } else this.segment = { n: f.n, count: lines, day: Math.floor(newest / DAY_MS), bytes: end };
     }
+    this.committed();
+  }
+
+  /** The account was saved: what is recorded so far stays. */
+  committed(): void {
+    const saved = this.saved;
+    const segment = this.segment;
+    saved.seq = this.seq;
+    saved.n = segment.n;
+    saved.count = segment.count;
+    saved.day = segment.day;
+    saved.bytes = segment.bytes;
+  }
+
+  /** The account went back to its last save: the events recorded since go, from memory and disk. */
+  rollback(): void {
+    const saved = this.saved;
+    while (this.events.length > 0 && this.events[this.events.length - 1]!.seq > saved.seq)
+      this.unindex(this.events.pop()!);
+    this.seq = saved.seq;
+    if (this.dir) {
+      for (let n = this.segment.n; n > saved.n; n--) rmSync(this.path(n), { force: true });
+      try {
+        if (saved.n > 0) truncateSync(this.path(saved.n), saved.bytes);
+      } catch {
+        // A file that was deleted (aged out) is made again by the next event.
+      }
+    }
+    this.segment = { n: saved.n, count: saved.count, day: saved.day, bytes: saved.bytes };
   }
 
   private path(n: number): string {
@@ -146,11 +180,9 @@ export class EventStore {
       const head = JSON.stringify(stored);
       const json = JSON.stringify(this.toRecord(stored, pending));
       const segment = this.segmentFor(stored.time);
-      appendFileSync(this.path(segment.n), `${head}\t${json}\n`, { mode: 0o600 });
       const offset = segment.bytes + Buffer.byteLength(head) + 1;
-      const length = Buffer.byteLength(json);
-      segment.bytes = offset + length + 1;
-      stored.at = [segment.n, offset, length];
+      segment.bytes = appendLine(this.path(segment.n), `${head}\t${json}\n`, segment.bytes);
+      stored.at = [segment.n, offset, Buffer.byteLength(json)];
     } else stored.pending = pending;
     this.add(stored);
     return stored;
@@ -178,22 +210,37 @@ export class EventStore {
   private add(e: StoredEvent): void {
     this.seq = Math.max(this.seq, e.seq);
     this.events.push(e);
+    this.indexEvent(e, false);
+  }
+
+  /** Lists `e` under each of its attributes, or takes it off them (`remove`: it was the last added). */
+  private indexEvent(e: StoredEvent, remove: boolean): void {
     // Event ids are unique and rarely looked up: their index is built on the first such lookup.
-    if (this.index.has("EventId")) this.put("EventId", e.eventId, e);
-    this.put("EventName", e.eventName, e);
-    this.put("ReadOnly", e.readOnly ? "true" : "false", e);
-    this.put("EventSource", e.eventSource, e);
-    if (e.username !== undefined) this.put("Username", e.username, e);
-    if (e.accessKeyId !== undefined) this.put("AccessKeyId", e.accessKeyId, e);
+    if (this.index.has("EventId")) this.put("EventId", e.eventId, e, remove);
+    this.put("EventName", e.eventName, e, remove);
+    this.put("ReadOnly", e.readOnly ? "true" : "false", e, remove);
+    this.put("EventSource", e.eventSource, e, remove);
+    if (e.username !== undefined) this.put("Username", e.username, e, remove);
+    if (e.accessKeyId !== undefined) this.put("AccessKeyId", e.accessKeyId, e, remove);
     for (const r of e.resources) {
-      this.put("ResourceType", r.type, e);
-      this.put("ResourceName", r.ARN, e);
+      this.put("ResourceType", r.type, e, remove);
+      this.put("ResourceName", r.ARN, e, remove);
       // A key is found by its id as well as its ARN (§9.5: which one AWS indexes is unconfirmed).
-      if (r.type === "AWS::KMS::Key") this.put("ResourceName", r.ARN.slice(r.ARN.lastIndexOf("/") + 1), e);
+      if (r.type === "AWS::KMS::Key")
+        this.put("ResourceName", r.ARN.slice(r.ARN.lastIndexOf("/") + 1), e, remove);
     }
   }
 
-  private put(key: LookupKey, value: string, e: StoredEvent): void {
+  private unindex(e: StoredEvent): void {
+    this.indexEvent(e, true);
+  }
+
+  private put(key: LookupKey, value: string, e: StoredEvent, remove = false): void {
+    if (remove) {
+      const list = this.index.get(key)?.get(value);
+      if (list && list[list.length - 1] === e) list.pop();
+      return;
+    }
     let byValue = this.index.get(key);
     if (!byValue) {
       byValue = new Map();

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { gzipSync } from "node:zlib";
+import { DiskFullError } from "../../../lib/files.js";
 import type { Account } from "../../account.js";
 import { ServiceError } from "../../core/errors.js";
 import { uuid } from "../../core/random.js";
@@ -8,6 +9,7 @@ import {
   callContext,
   globalContextKeys,
   type OperationInfo,
+  replaceContents,
   type ServiceProvider,
 } from "../../core/service.js";
 import type { Principal } from "../../core/types.js";
@@ -156,6 +158,14 @@ export class CloudTrailService implements ServiceProvider {
       this.events.record(summary, eventId, slim(record));
     });
     account.onTick((now) => this.deliver(now));
+  }
+
+  /** The account went back to its last save (Account.rollback): the trails as saved, and the history too. */
+  restore(saved: CloudTrailState): void {
+    this.events.rollback();
+    replaceContents(this.state, saved);
+    for (const t of Object.values(this.state.trails))
+      t.deliveredSeq = Math.min(t.deliveredSeq, this.events.nextSeq - 1);
   }
 
   /** Whether a logging trail (or one stopping) selects any data events. */
@@ -569,9 +579,13 @@ export class CloudTrailService implements ServiceProvider {
         trail.deliveredSeq = pending.at(-1)!.seq;
         if (!trail.isLogging) delete trail.stopSeq;
       } catch (err) {
-        if (!(err instanceof ServiceError)) throw err;
-        // Kept until a delivery succeeds; the records are tried again next time.
-        trail.latestDeliveryError = err.code;
+        // The simulator's own disk is full: nothing was written, and the records are tried again at
+        // the next delivery (AWS's delivery errors name the bucket's problems, not CloudTrail's own).
+        if (!(err instanceof DiskFullError)) {
+          if (!(err instanceof ServiceError)) throw err;
+          // Kept until a delivery succeeds; the records are tried again next time.
+          trail.latestDeliveryError = err.code;
+        }
       }
       this.account.changed();
     }

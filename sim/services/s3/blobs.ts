@@ -1,10 +1,10 @@
 import { createDecipheriv, randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { writeAtomic, writeNewFile } from "../../../lib/files.js";
 import type { Account } from "../../account.js";
 import { GCM_IV_LENGTH, GCM_TAG_LENGTH, sealInto } from "../../core/gcm.js";
 import { pooledRandom, randomBytesFast } from "../../core/random.js";
-import { writeAtomic } from "../../store.js";
 
 /**
  * Where S3 object bodies live: files under `<dataDir>/s3/objects/<id>`, where the id is 32 random
@@ -15,7 +15,9 @@ import { writeAtomic } from "../../store.js";
  * Ordering, for crash safety: a body is written and fsync'ed before the operation returns (the
  * state that refers to it is saved after); a body the state stops referring to is removed only
  * once that state is saved (account.afterCommit). A crash can leave an orphan file, never a state
- * that points at nothing.
+ * that points at nothing. A body that cannot be written whole (a full disk) is removed and the
+ * operation fails; one written for a change the account then rolls back (its save failed) is
+ * removed with it (account.onRollback).
  *
  * Bodies are stored encrypted with the object's own 256-bit data key (AES-256-GCM; the file is
  * `version(1) | iv(12) | tag(16) | ciphertext`), as S3 keeps them: the key comes from KMS for
@@ -48,14 +50,8 @@ export class BlobStore {
       mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       this.dirReady = true;
     }
-    const fd = openSync(join(this.dir, id), "wx", 0o600);
-    try {
-      let off = 0;
-      while (off < data.length) off += writeSync(fd, data, off, data.length - off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    writeNewFile(join(this.dir, id), data);
+    this.account.onRollback(() => this.removeNow(id));
     return id;
   }
 

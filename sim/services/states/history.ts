@@ -1,13 +1,15 @@
 import { createHash } from "node:crypto";
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { appendLine } from "../../../lib/files.js";
 
 /**
  * Executions' histories: each event as GetExecutionHistory returns it (the SDK's HistoryEvent
  * shape, timestamp as a Date). Not in account.json, which is rewritten on every change: a
  * persistent account appends each event as one JSON line to `<dataDir>/states/<hash of the
  * execution ARN>.jsonl` when it happens, so a history survives a restart of `sim serve` and a line
- * a crash cut short is dropped when read. Histories are read back from their file on first use.
+ * a crash cut short is dropped when read (an append that fails, on a full disk, is cut off at
+ * once). Histories are read back from their file on first use.
  */
 export interface HistoryEvent {
   id: number;
@@ -39,11 +41,11 @@ export class HistoryStore {
     const events = this.read(executionArn);
     const id = events.length + 1;
     const event: HistoryEvent = { timestamp, type, id, previousEventId: id - 1, ...details };
-    events.push(event);
     if (this.dir !== undefined) {
       if (id === 1) mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      appendFileSync(this.file(executionArn), `${JSON.stringify(event)}\n`, { mode: 0o600 });
+      appendLine(this.file(executionArn), `${JSON.stringify(event)}\n`);
     }
+    events.push(event);
     return event;
   }
 
@@ -64,6 +66,12 @@ export class HistoryStore {
     }
     this.histories.set(executionArn, events);
     return events;
+  }
+
+  /** Forgets an execution's history, in memory and on disk (an execution whose start was undone). */
+  remove(executionArn: string): void {
+    this.histories.delete(executionArn);
+    if (this.dir !== undefined) rmSync(this.file(executionArn), { force: true });
   }
 
   /** Lets a finished execution's events go from memory (they stay on disk). */

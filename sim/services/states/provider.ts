@@ -8,6 +8,7 @@ import {
   callContext,
   globalContextKeys,
   type OperationInfo,
+  replaceContents,
   type ServiceProvider,
 } from "../../core/service.js";
 import type { Principal } from "../../core/types.js";
@@ -135,6 +136,25 @@ export class StatesService implements ServiceProvider {
   /** Resolves when no execution is running (tests, the CLI before it closes the account). */
   async settled(): Promise<void> {
     while (this.running.size > 0) await Promise.all([...this.running.values()].map((r) => r.done));
+  }
+
+  /**
+   * The account went back to its last save (Account.rollback). Executions are processes, not data:
+   * one the saved state knows keeps its live record (its history file, written as it ran, agrees
+   * with it); one it does not know was started by a call that is undone, and is stopped and forgotten.
+   */
+  restore(saved: StatesState): void {
+    const live = { ...this.state.executions };
+    replaceContents(this.state, saved);
+    for (const [arn, record] of Object.entries(live)) {
+      if (Object.hasOwn(this.state.executions, arn)) this.state.executions[arn] = record;
+      else {
+        // No longer RUNNING: what its interpreter still says while it winds down is not recorded.
+        record.status = "ABORTED";
+        this.running.get(arn)?.stop.abort();
+        this.history.remove(arn);
+      }
+    }
   }
 
   /** Ends every running execution FAILED with States.Runtime and the cause (the simulator is closing). */
@@ -480,7 +500,11 @@ export class StatesService implements ServiceProvider {
     })
       .catch((err: Error) => {
         // A fault of the simulator itself: the execution fails, the process goes on.
-        this.finish(record, { status: "FAILED", error: "States.Runtime", cause: err.message });
+        try {
+          this.finish(record, { status: "FAILED", error: "States.Runtime", cause: err.message });
+        } catch {
+          // Its closing event could not be written either (a full disk): the record says FAILED.
+        }
       })
       .finally(() => {
         this.running.delete(record.arn);
