@@ -55,7 +55,8 @@ function needs(service: Service, action: string, args: Record<string, unknown>, 
   const keys = `arn:aws:kms:${n.region}:${n.account}:key/*`;
   const role = `arn:aws:iam::${n.account}:role/${n.keyUserRole}`;
   const trail = `arn:aws:cloudtrail:${n.region}:${n.account}:trail/${n.trailName}`;
-  const text = JSON.stringify(args.Bucket ?? "");
+  // Arguments may be one expression that builds the input (CreateBucket's): the bucket is named in it.
+  const text = JSON.stringify(typeof args === "string" ? args : (args.Bucket ?? ""));
   const bucket = text.includes("logBucket") ? n.logBucket : n.dataBucket;
   switch (service) {
     case "sts":

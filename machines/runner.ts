@@ -252,7 +252,8 @@ export class StageRunner {
         return;
       }
     }
-    const args = (await render(step.args, this.bindings())) as Record<string, unknown>;
+    // A field that evaluates to nothing fails the step, as it fails a Task in Step Functions.
+    const args = (await render(step.args, this.bindings(), "Arguments")) as Record<string, unknown>;
     let result: Record<string, unknown>;
     try {
       result = await this.send(step, args);
@@ -426,7 +427,7 @@ export class StageRunner {
   }
 
   private async runProbe(step: ProbeStep): Promise<void> {
-    const args = (await render(step.args, this.bindings())) as Record<string, string>;
+    const args = (await render(step.args, this.bindings(), "Arguments")) as Record<string, string>;
     const result =
       step.probe === "unsignedGet" ? await this.unsignedGet(args) : await this.readLogFiles(args);
     await this.assign(step.assign, { result });

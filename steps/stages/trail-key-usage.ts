@@ -78,7 +78,8 @@ const readLogFiles = (id: string, after?: string): ProbeStep => ({
     Prefix: x(`"AWSLogs/" & $params.account & "/CloudTrail/" & $params.region & "/"`),
     Want: ["GenerateDataKey", "Decrypt"],
     ContextArn: x(OBJECT_ARN),
-    ...(after ? { After: x(after) } : {}),
+    // Null when the events are not found (yet): every file is read.
+    ...(after ? { After: x(`($t := ${after}; $exists($t) ? $t : null)`) } : {}),
   },
   assign: {
     logFiles: x("$states.result.files"),

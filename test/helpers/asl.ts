@@ -43,6 +43,7 @@ interface Recorded extends Call {
 
 export interface EngineRecording {
   sim: Simulator;
+  region: string;
   runId: string;
   account: string;
   statuses: Record<string, string>;
@@ -58,7 +59,8 @@ export async function recordEngine(
   stages?: readonly StageDef[],
 ): Promise<EngineRecording> {
   const sim = Simulator.inMemory();
-  const clients = new Clients({ ...sim.clientConfig(), region: "us-east-1" });
+  const region = input.region ?? "us-east-1";
+  const clients = new Clients({ ...sim.clientConfig(), region });
   const stageOf = new AsyncLocalStorage<string>();
   const calls: Record<string, Recorded[]> = {};
   const probes: Record<string, Recorded[]> = {};
@@ -83,7 +85,7 @@ export async function recordEngine(
     const result = await runLab({
       store: new MemoryStateStore(),
       clients,
-      target: { kind: "sim", region: "us-east-1", accountId: sim.account.accountId },
+      target: { kind: "sim", region, accountId: sim.account.accountId },
       params,
       command: "test",
       // Each step's calls belong to its stage: the step event comes first, in the stage's own async context.
@@ -100,6 +102,7 @@ export async function recordEngine(
     });
     return {
       sim,
+      region,
       runId: result.runId,
       account: sim.account.accountId,
       statuses: Object.fromEntries(Object.entries(result.stages).map(([k, v]) => [k, v.status])),
@@ -138,7 +141,7 @@ export async function walkRecorded(
   const probeCursor: Record<string, number> = {};
   const calls: Record<string, Call[]> = {};
   const replacements: Record<string, Call[]> = {};
-  const clients = new Clients({ ...rec.sim.clientConfig(), region: "us-east-1" });
+  const clients = new Clients({ ...rec.sim.clientConfig(), region: rec.region });
   const answer = (r: Recorded) => {
     if (r.error) throw new StatesError(aslErrorName(r.service, r.error.code), r.error.message);
     return r.output ?? {};
@@ -193,7 +196,8 @@ export async function walkRecorded(
       invoke,
       clock: virtualClock(),
       executionName: rec.runId,
-      stateMachineArn: `arn:aws:states:us-east-1:${rec.account}:stateMachine:kmslab`,
+      // The definition takes its Region from the state machine's ARN, as on AWS.
+      stateMachineArn: `arn:aws:states:${rec.region}:${rec.account}:stateMachine:kmslab`,
     });
     const unused = Object.fromEntries(
       Object.entries(rec.calls).map(([stage, list]) => [
