@@ -442,7 +442,11 @@ class Builder {
     const score = this.add(`${prefix} score`, {
       Type: "Pass",
       Comment: c.title,
-      Assign: { [variable]: x(`$max([0, $min([${c.points}, $number(${c.score})])])`) },
+      // A score that gives nothing is 0, as in the local engine (an array constructor would drop it,
+      // and $min of the points alone is full marks).
+      Assign: {
+        [variable]: x(`($s := $number(${c.score}); $exists($s) ? $max([0, $min([${c.points}, $s])]) : 0)`),
+      },
       Next: next,
     });
     // A read that fails scores the check 0, as in the local engine.
