@@ -74,6 +74,10 @@ function needs(service: Service, action: string, args: Record<string, unknown>, 
       return out;
     }
     case "kms": {
+      // Operations on no particular key take "*": "CreateKey, GenerateRandom, ListAliases, and
+      // ListKeys" (https://docs.aws.amazon.com/kms/latest/developerguide/cmks-in-iam-policies.html).
+      if (action === "ListAliases" || action === "ListKeys")
+        return [{ actions: [`kms:${action}`], resources: ["*"] }];
       if (action === "CreateKey") {
         const out: Need[] = [{ actions: ["kms:CreateKey"], resources: ["*"] }];
         if (args.Tags) out.push({ actions: ["kms:TagResource"], resources: [keys] });
