@@ -5,7 +5,7 @@ import type { CallStep, Check, PollStep, ProbeStep, RequireStep, StageDef, Step 
 import { evaluate } from "../steps/expr.js";
 import { parseParams } from "../steps/params.js";
 import { allSteps, STAGES } from "../steps/registry.js";
-import { aslErrorName, camel, transientErrorNames } from "./sdk.js";
+import { aslErrorNames, camel, transientErrorNames } from "./sdk.js";
 import type { Catcher, Definition, Retrier, State } from "./types.js";
 
 /**
@@ -204,7 +204,8 @@ class Builder {
 
   call(step: CallStep, next: string, ctx: Ctx, origin?: Partial<StateOrigin>): string {
     const name = `${ctx.prefix}.${step.id}`;
-    const errors = (codes: string[]) => [...new Set(codes.map((c) => aslErrorName(step.service, c)))];
+    // Where Step Functions' name for an error is unsure (S3's AccessDenied), every name it may give.
+    const errors = (codes: string[]) => [...new Set(codes.flatMap((c) => aslErrorNames(step.service, c)))];
     const effect = step.effect !== undefined && ctx.trackEffects;
     const recorded = effect ? { effectsDone: x(`$append($effectsDone, ["${step.id}"])`) } : {};
     const catchers: Catcher[] = [];
