@@ -255,8 +255,23 @@ export class StageRunner {
     // A field that evaluates to nothing fails the step, as it fails a Task in Step Functions.
     const args = (await render(step.args, this.bindings(), "Arguments")) as Record<string, unknown>;
     let result: Record<string, unknown>;
+    // Sent again after an attempt whose answer was lost (a reset connection, a 5xx): that attempt
+    // may have made the change. What is safe to send again: changes that set a state (PutKeyPolicy,
+    // PutObject, PutBucketTagging, StartLogging...) and deletions (their NotFound is tolerated) as
+    // they are; a create by name fails "already exists", and is then this run's (below, as after a
+    // crash); CreateKey has no name, so the key is looked for by the run's tags before a new one is made.
+    let resent = false;
+    const beforeResend = effect
+      ? async (err: AwsError): Promise<Record<string, unknown> | undefined> => {
+          if (!err.outcomeUnknown) return undefined;
+          resent = true;
+          if (step.action !== "CreateKey") return undefined;
+          const keyId = await this.findTaggedKey();
+          return keyId ? this.aws("kms", "DescribeKey", { KeyId: keyId }) : undefined;
+        }
+      : undefined;
     try {
-      result = await this.send(step, args);
+      result = await this.send(step, args, beforeResend);
     } catch (err) {
       if (!(err instanceof AwsError)) throw err;
       if (step.expectError?.errors.includes(err.code)) {
@@ -271,8 +286,9 @@ export class StageRunner {
       if (exists?.errors.includes(err.code)) {
         await this.runSteps(exists.read, false);
         const owned = (await evaluate(`{% ${exists.owned} %}`, this.bindings())) === true;
-        // After an intent without a result the precondition had found the name free: what is there now is ours.
-        if (!owned && !recovering)
+        // After an intent without a result (a crash) or an attempt whose answer was lost, the
+        // precondition had found the name free: what is there now is ours.
+        if (!owned && !recovering && !resent)
           throw new StepError(
             step.id,
             `${step.title}: it already exists and was not made by this run (${err.code})`,
@@ -324,8 +340,16 @@ export class StageRunner {
     });
   }
 
-  /** One call with the engine's retries: transient errors always, the step's own "not yet" errors within budget. */
-  private async send(step: CallStep, args: Record<string, unknown>): Promise<Record<string, unknown>> {
+  /**
+   * One call with the engine's retries: transient errors always, the step's own "not yet" errors
+   * within budget. `beforeResend` sees each error before the call is sent again, and may answer for
+   * it (the key an attempt whose answer was lost had made).
+   */
+  private async send(
+    step: CallStep,
+    args: Record<string, unknown>,
+    beforeResend?: (err: AwsError) => Promise<Record<string, unknown> | undefined>,
+  ): Promise<Record<string, unknown>> {
     const started = this.now();
     const budgetMs = step.retry
       ? Number(await evaluate(`{% ${step.retry.budgetSeconds} %}`, this.bindings())) * 1000
@@ -341,6 +365,7 @@ export class StageRunner {
         },
         notYet,
         retryPolicyFor(step.service, step.action, this.retryPolicy),
+        beforeResend,
       );
     const first = await page(args);
     if (!step.pages) return first;
@@ -356,12 +381,16 @@ export class StageRunner {
     return { ...first, [items]: joined, NextToken: token };
   }
 
-  /** Runs `fn`, retrying throttling and 5xx (and what `notYet` accepts) with backoff and full jitter. */
+  /**
+   * Runs `fn`, retrying throttling, 5xx and broken connections (and what `notYet` accepts) with
+   * backoff and full jitter; `beforeResend` may answer instead of a next attempt.
+   */
   private async retrying<T>(
     stepId: string,
     fn: () => Promise<T>,
     notYet: (err: AwsError) => boolean = () => false,
     policy: RetryPolicy = this.retryPolicy,
+    beforeResend?: (err: AwsError) => Promise<T | undefined>,
   ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -369,6 +398,8 @@ export class StageRunner {
       } catch (err) {
         if (!(err instanceof AwsError)) throw err;
         if (!notYet(err) && !(err.transient && attempt < policy.maxAttempts)) throw err;
+        const answered = await beforeResend?.(err);
+        if (answered !== undefined) return answered;
         const delayMs = backoffDelay(policy, attempt);
         this.hooks.progress?.({
           kind: "retry",

@@ -177,7 +177,7 @@ export class Simulator {
         const req = fromSmithy(request);
         if (req instanceof Promise) return req.then((r) => this.respond(r)).then(toSmithyOutput);
         const out = this.respond(req);
-        return out instanceof Promise ? out.then(toSmithyOutput) : Promise.resolve(toSmithyOutput(out));
+        return out instanceof Promise ? out.then(toSmithyOutput) : toSmithyOutputAsync(out);
       },
       updateHttpClientConfig(): void {},
       httpHandlerConfigs: () => ({}),
@@ -241,11 +241,14 @@ export class Simulator {
       process.stderr.write(`kmslab sim: internal error in ${provider.service}: ${(err as Error).stack}\n`);
       return codec.encodeError(provider, internalError(provider), requestId);
     };
+    const fault = { reset: false };
+    // A reset loses the answer, error or not, of a call that was made.
+    const lost = (res: SimResponse): SimResponse => (fault.reset ? { ...res, reset: true } : res);
     try {
-      const out = this.dispatch(req, provider, codec, requestId);
-      return out instanceof Promise ? out.catch(fail) : out;
+      const out = this.dispatch(req, provider, codec, requestId, fault);
+      return out instanceof Promise ? out.catch(fail).then(lost) : lost(out);
     } catch (err) {
-      return fail(err);
+      return lost(fail(err));
     }
   }
 
@@ -259,6 +262,7 @@ export class Simulator {
     provider: ServiceProvider,
     codec: Codec,
     requestId: string,
+    fault: { reset: boolean },
   ): SimResponse | Promise<SimResponse> {
     const now = this.account.now();
     const auth = authenticate(req, {
@@ -287,12 +291,19 @@ export class Simulator {
       auth: { signed: auth.signed, presigned: auth.presigned, chunkSigning: auth.chunkSigning },
     });
     const call: Call = { provider, operation, readOnly, input, ctx };
-    const fault = this.faults.decide(provider.service, operation);
-    if (fault.latencyMs > 0) return sleep(fault.latencyMs).then(() => this.run(call, codec, fault.kind));
-    return this.run(call, codec, fault.kind);
+    const decision = this.faults.decide(provider.service, operation);
+    // A reset comes after the call: it is made as usual, then its answer is lost.
+    fault.reset = decision.kind === "reset";
+    const kind = decision.kind === "reset" ? "none" : decision.kind;
+    if (decision.latencyMs > 0) return sleep(decision.latencyMs).then(() => this.run(call, codec, kind));
+    return this.run(call, codec, kind);
   }
 
-  private run(call: Call, codec: Codec, fault: FaultDecision["kind"]): SimResponse | Promise<SimResponse> {
+  private run(
+    call: Call,
+    codec: Codec,
+    fault: Exclude<FaultDecision["kind"], "reset">,
+  ): SimResponse | Promise<SimResponse> {
     if (fault !== "none") throw injectedError(call, fault);
     const fn = (call.provider as unknown as Record<string, OperationFn>)[call.operation]!;
     const failed = (err: unknown): never => {
@@ -458,7 +469,21 @@ async function collect(body: unknown): Promise<Uint8Array> {
 }
 
 function toSmithyOutput(res: SimResponse) {
+  if (res.reset) throw connectionReset();
   return { response: { statusCode: res.status, reason: undefined, headers: res.headers, body: res.body } };
+}
+
+function toSmithyOutputAsync(res: SimResponse) {
+  try {
+    return Promise.resolve(toSmithyOutput(res));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/** What Node's HTTP client reports when the server resets the connection before answering. */
+function connectionReset(): Error {
+  return Object.assign(new Error("socket hang up"), { code: "ECONNRESET" });
 }
 
 export type { CallRecord, Principal };
