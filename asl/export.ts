@@ -1,7 +1,16 @@
 import { TRANSIENT_CODES } from "../machines/aws.js";
 import { retryPolicyFor } from "../machines/runner.js";
 import { call, ROLE_ARN, x } from "../steps/build.js";
-import type { CallStep, Check, PollStep, ProbeStep, RequireStep, StageDef, Step } from "../steps/dsl.js";
+import {
+  ANY_ERROR,
+  type CallStep,
+  type Check,
+  type PollStep,
+  type ProbeStep,
+  type RequireStep,
+  type StageDef,
+  type Step,
+} from "../steps/dsl.js";
 import { evaluate } from "../steps/expr.js";
 import { parseParams } from "../steps/params.js";
 import { allSteps, STAGES } from "../steps/registry.js";
@@ -249,14 +258,18 @@ class Builder {
     if (step.retry) {
       const key = `${ctx.stageId}.${step.id}`;
       const budget = this.shared.budgets.get(key) ?? 60;
-      retry.unshift({
-        ErrorEquals: errors(step.retry.errors),
+      const any = step.retry.errors.includes(ANY_ERROR);
+      const notYet: Retrier = {
+        ErrorEquals: any ? ["States.ALL"] : errors(step.retry.errors),
         IntervalSeconds: 2,
         BackoffRate: 2,
         MaxAttempts: attemptsWithin(budget),
         MaxDelaySeconds: 30,
         JitterStrategy: "FULL",
-      });
+      };
+      // States.ALL must be alone, in the last Retrier.
+      if (any) retry.push(notYet);
+      else retry.unshift(notYet);
     }
     const task: State = {
       Type: "Task",

@@ -1,7 +1,15 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { gunzipSync } from "node:zlib";
 import { RUN_TAG, STAGE_TAG } from "../steps/build.js";
-import type { CallStep, Check, PollStep, ProbeStep, Service, Step } from "../steps/dsl.js";
+import {
+  ANY_ERROR,
+  type CallStep,
+  type Check,
+  type PollStep,
+  type ProbeStep,
+  type Service,
+  type Step,
+} from "../steps/dsl.js";
 import { type Bindings, evaluate, render } from "../steps/expr.js";
 import type { ResolvedParams } from "../steps/params.js";
 import { AwsError, type Clients, type Credentials } from "./aws.js";
@@ -355,7 +363,8 @@ export class StageRunner {
       ? Number(await evaluate(`{% ${step.retry.budgetSeconds} %}`, this.bindings())) * 1000
       : 0;
     const notYet = (err: AwsError) =>
-      step.retry?.errors.includes(err.code) === true && this.now() - started < budgetMs;
+      (step.retry?.errors.includes(err.code) === true || step.retry?.errors.includes(ANY_ERROR) === true) &&
+      this.now() - started < budgetMs;
     const page = (input: Record<string, unknown>) =>
       this.retrying(
         step.id,

@@ -69,6 +69,7 @@ export interface CallStep {
   /**
    * Errors that mean "not yet" rather than "no": a role just created that KMS does not accept as a
    * principal yet (IAM propagation). Retried with backoff within the budget (ASL: a Retry).
+   * `ANY_ERROR` retries whatever fails (ASL: States.ALL), for a call that can fail only for "not yet".
    */
   retry?: { errors: string[]; budgetSeconds: string };
   /**
@@ -77,6 +78,9 @@ export interface CallStep {
    */
   pages?: { items: string; max: number };
 }
+
+/** In `retry.errors`: any error at all. */
+export const ANY_ERROR = "*";
 
 export interface Effect {
   /** What the call creates (for the ledger and the teardown's tag sweep): type and ARN expression. */

@@ -24,7 +24,9 @@ import type { Definition } from "../asl/types.js";
 import { gradeLab } from "../grade/grade.js";
 import { Clients } from "../machines/aws.js";
 import { Simulator } from "../sim/simulator.js";
+import type { StageId } from "../steps/dsl.js";
 import { parseParams, resolveParams } from "../steps/params.js";
+import { stage } from "../steps/registry.js";
 import { type ServeHandle, startServe, tempDir } from "./helpers/cli.js";
 import { labResources } from "./helpers/teardown.js";
 
@@ -531,6 +533,47 @@ describe("the exported lab on the simulated Step Functions", () => {
       // Nothing of stage 2 remains: neither the log bucket nor the trail.
       const remaining = await labResources(config);
       expect(remaining.filter((r) => r.startsWith("trail ") || r.includes(logBucket))).toEqual([]);
+    } finally {
+      sfn.destroy();
+      sim.close();
+    }
+  }, 120_000);
+});
+
+describe("the key user's role not yet assumable", () => {
+  it("retries the key user's first Task until Step Functions can assume its role (Task Credentials)", async () => {
+    const sim = Simulator.inMemory();
+    const account = sim.account.accountId;
+    const config = sim.clientConfig();
+    const sfn = new SFNClient(config);
+    try {
+      // The stages that stage 6 needs, and stage 6 (the key user's stage).
+      const lab = await exportLab({
+        stages: ["create-key", "sse-kms-upload", "key-user-access"].map((id) => stage(id as StageId)),
+      });
+      const roleArn = await createExecutionRole(config, account, [lab.definition]);
+      const machine = await sfn.send(
+        new CreateStateMachineCommand({
+          name: "kmslab",
+          definition: JSON.stringify(lab.definition),
+          roleArn,
+        }),
+      );
+      // Step Functions' first two assumptions of the key-user role are refused, as while IAM has
+      // not yet propagated a new role (the role's own creation has propagated for KMS already).
+      sim.faults.set("sts.AssumeRole", { deny: 1, count: 2 });
+      const started = await sfn.send(
+        new StartExecutionCommand({
+          stateMachineArn: machine.stateMachineArn,
+          name: "new-key-user",
+          input: JSON.stringify(FAST),
+        }),
+      );
+      const done = await settled(sim, sfn, started.executionArn!);
+      expect(done.status, `${done.error}: ${done.cause}`).toBe("SUCCEEDED");
+      const runs = taskRuns(await history(sfn, started.executionArn!), taskStates(lab.definition));
+      const first = runs.filter((r) => r.state === "key-user-access.run.keyUserSession");
+      expect(first.map((r) => r.outcome!.type)).toEqual(["TaskFailed", "TaskFailed", "TaskSucceeded"]);
     } finally {
       sfn.destroy();
       sim.close();

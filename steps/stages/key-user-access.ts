@@ -1,5 +1,5 @@
 import { call, check, must, POLICY_NAMES_ROLE, POLICY_WITHOUT_ROLE, poll, ROLE_ARN, x } from "../build.js";
-import type { CallStep, StageDef } from "../dsl.js";
+import { ANY_ERROR, type CallStep, type StageDef } from "../dsl.js";
 import { objectExists } from "./buckets.js";
 import { describeKeyByAlias } from "./sse-kms-upload.js";
 import { keyEvents, keyLookup } from "./trail-key-usage.js";
@@ -176,6 +176,19 @@ export const keyUserAccess: StageDef = {
         Plaintext: x(`$base64encode("kmslab key-user probe")`),
       },
       { assign: { probeBlob: x("$states.result.CiphertextBlob") } },
+    ),
+    // The key user's first call. Step Functions assumes the Task's Credentials role for it, and a
+    // role just made may not be assumable yet (IAM propagation); the name Step Functions gives that
+    // failure is not documented. GetCallerIdentity needs no permission, so any failure of it means
+    // "not yet": retried whatever it is (ASL: States.ALL), within the propagation budget. The local
+    // engine's AssumeRole waits the same way.
+    call(
+      "keyUserSession",
+      "wait until the key user's role can be assumed",
+      "sts",
+      "GetCallerIdentity",
+      {},
+      { as: "keyUser", retry: { errors: [ANY_ERROR], budgetSeconds: "$params.propagationWaitSeconds" } },
     ),
     poll("before", "as the key user, read the object", [getAsKeyUser("getBefore", "readBefore")], {
       until: "$readBefore = true",
