@@ -1,6 +1,6 @@
 import { TRANSIENT_CODES } from "../machines/aws.js";
 import { retryPolicyFor } from "../machines/runner.js";
-import { call, ROLE_ARN, x } from "../steps/build.js";
+import { call, PAGE_APPEND, ROLE_ARN, x } from "../steps/build.js";
 import {
   ANY_ERROR,
   type CallStep,
@@ -11,7 +11,7 @@ import {
   type StageDef,
   type Step,
 } from "../steps/dsl.js";
-import { evaluate } from "../steps/expr.js";
+import { evaluate, expressionBody, isExpression } from "../steps/expr.js";
 import { parseParams } from "../steps/params.js";
 import { allSteps, STAGES } from "../steps/registry.js";
 import { aslErrorNames, camel, transientErrorNames } from "./sdk.js";
@@ -285,7 +285,9 @@ class Builder {
       Next: next,
     };
     if (Object.keys(task.Assign as object).length === 0) delete task.Assign;
-    this.add(name, task, { stageId: ctx.stageId, phase: ctx.phase, stepId: step.id, ...origin });
+    const from: StateOrigin = { stageId: ctx.stageId, phase: ctx.phase, stepId: step.id, ...origin };
+    if (step.pages) this.pages(step, name, task, next, from);
+    else this.add(name, task, from);
     if (step.when === undefined) return name;
     const skipped = this.add(`${name} skipped`, {
       Type: "Pass",
@@ -298,6 +300,55 @@ class Builder {
       Comment: `whether to ${step.title}`,
       Choices: [{ Condition: x(`(${step.when}) = true`), Next: name }],
       Default: skipped,
+    });
+  }
+
+  /**
+   * A paged read (CallStep.pages) as Step Functions can make it: the Task, then a Choice that sends
+   * it again with the `NextToken` it answered, while there is one and fewer than `max` pages were
+   * read. Each Task appends what its page gives to the step's variables (PAGE_APPEND), as the local
+   * engine does page by page.
+   */
+  private pages(step: CallStep, name: string, task: State, next: string, from: StateOrigin): void {
+    if (step.expectError || step.effect)
+      throw new Error(`ASL export: ${name}: a paged read can neither expect an error nor be an effect`);
+    const v = varName(step.id);
+    const token = `${v}NextToken`;
+    const read = `${v}PagesRead`;
+    const more = `${name} more pages?`;
+    const again = `${name} next page`;
+    const assign = (first: boolean) => ({
+      ...Object.fromEntries(
+        Object.entries(step.assign ?? {}).map(([k, t]) => [
+          k,
+          x(PAGE_APPEND(first ? "[]" : `$${k}`, `(${expressionBody(t)})`)),
+        ]),
+      ),
+      [token]: x("$exists($states.result.NextToken) ? $states.result.NextToken : null"),
+      [read]: first ? 1 : x(`$${read} + 1`),
+    });
+    const args = step.args;
+    this.add(name, { ...task, Assign: assign(true), Next: more }, from);
+    this.add(
+      again,
+      {
+        ...structuredClone(task),
+        Comment: `${step.title} (the next page)`,
+        Arguments: isExpression(args)
+          ? x(`$merge([(${expressionBody(args)}), {"NextToken": $${token}}])`)
+          : { ...(args as Record<string, unknown>), NextToken: x(`$${token}`) },
+        Assign: assign(false),
+        Next: more,
+      },
+      from,
+    );
+    this.add(more, {
+      Type: "Choice",
+      Comment: `every page, at most ${step.pages!.max}`,
+      Choices: [
+        { Condition: x(`$type($${token}) = "string" and $${read} < ${step.pages!.max}`), Next: again },
+      ],
+      Default: next,
     });
   }
 

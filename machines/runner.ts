@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { gunzipSync } from "node:zlib";
-import { RUN_TAG, STAGE_TAG } from "../steps/build.js";
+import { PAGE_APPEND, RUN_TAG, STAGE_TAG } from "../steps/build.js";
 import {
   ANY_ERROR,
   type CallStep,
@@ -262,7 +262,7 @@ export class StageRunner {
     }
     // A field that evaluates to nothing fails the step, as it fails a Task in Step Functions.
     const args = (await render(step.args, this.bindings(), "Arguments")) as Record<string, unknown>;
-    let result: Record<string, unknown>;
+    let pages: Record<string, unknown>[];
     // Sent again after an attempt whose answer was lost (a reset connection, a 5xx): that attempt
     // may have made the change. What is safe to send again: changes that set a state (PutKeyPolicy,
     // PutObject, PutBucketTagging, StartLogging...) and deletions (their NotFound is tolerated) as
@@ -279,7 +279,7 @@ export class StageRunner {
         }
       : undefined;
     try {
-      result = await this.send(step, args, beforeResend);
+      pages = await this.send(step, args, beforeResend);
     } catch (err) {
       if (!(err instanceof AwsError)) throw err;
       if (step.expectError?.errors.includes(err.code)) {
@@ -311,8 +311,31 @@ export class StageRunner {
       await this.assign(step.expectError.assign, undefined);
       return;
     }
-    const assigned = await this.assign(step.assign, { result });
+    const assigned = step.pages
+      ? await this.assignPages(step.assign ?? {}, pages)
+      : await this.assign(step.assign, { result: pages[0] });
     if (effect) await this.finishEffect(step, record, assigned);
+  }
+
+  /**
+   * A paged read's variables (CallStep.pages): each expression over each page's result, the values
+   * appended page by page with JSONata's own `$append`, as the exported Choice loop assigns them.
+   */
+  private async assignPages(
+    assign: Record<string, string>,
+    pages: Record<string, unknown>[],
+  ): Promise<Bindings> {
+    const out: Bindings = {};
+    for (const [name, template] of Object.entries(assign)) {
+      let list: unknown = [];
+      for (const result of pages) {
+        const value = await render(template, this.bindings({ states: { result } }));
+        list = await evaluate(`{% ${PAGE_APPEND("$list", "$value")} %}`, { list, value });
+      }
+      out[name] = list ?? null;
+    }
+    Object.assign(this.vars, out);
+    return out;
   }
 
   /** The key this run's stage created, by its tags (ListKeys, then ListResourceTags per key). */
@@ -357,7 +380,7 @@ export class StageRunner {
     step: CallStep,
     args: Record<string, unknown>,
     beforeResend?: (err: AwsError) => Promise<Record<string, unknown> | undefined>,
-  ): Promise<Record<string, unknown>> {
+  ): Promise<Record<string, unknown>[]> {
     const started = this.now();
     const budgetMs = step.retry
       ? Number(await evaluate(`{% ${step.retry.budgetSeconds} %}`, this.bindings())) * 1000
@@ -376,18 +399,16 @@ export class StageRunner {
         retryPolicyFor(step.service, step.action, this.retryPolicy),
         beforeResend,
       );
-    const first = await page(args);
-    if (!step.pages) return first;
-    // Later pages are joined into the first: a shared account's history is longer than one page.
-    const items = step.pages.items;
-    const joined = [...((first[items] as unknown[] | undefined) ?? [])];
-    let token = first.NextToken as string | undefined;
+    const pages = [await page(args)];
+    if (!step.pages) return pages;
+    // A shared account's history is longer than one page: the next ones, up to `max`.
+    let token = pages[0]!.NextToken as string | undefined;
     for (let n = 1; token && n < step.pages.max; n++) {
       const next = await page({ ...args, NextToken: token });
-      joined.push(...((next[items] as unknown[] | undefined) ?? []));
+      pages.push(next);
       token = next.NextToken as string | undefined;
     }
-    return { ...first, [items]: joined, NextToken: token };
+    return pages;
   }
 
   /**

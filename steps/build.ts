@@ -8,6 +8,12 @@ import type { CallStep, Check, PollStep, ProbeStep, RequireStep, Service, StageI
 export const RUN_TAG = "kmslab:run";
 export const STAGE_TAG = "kmslab:stage";
 
+/**
+ * JSONata: `list` with `value` appended, as a paged read's variables grow page by page
+ * (CallStep.pages): `$append`'s own rules (an array's items, a single value, nothing for undefined).
+ */
+export const PAGE_APPEND = (list: string, value: string) => `$append(${list}, ${value})`;
+
 /** `{% ... %}` */
 export const x = (jsonata: string): string => `{% ${jsonata} %}`;
 

@@ -73,10 +73,12 @@ export interface CallStep {
    */
   retry?: { errors: string[]; budgetSeconds: string };
   /**
-   * A read whose answer comes in pages (LookupEvents): the local engine follows `NextToken` up to
-   * `max` pages and hands over one result with the `items` lists joined. ASL reads the first page.
+   * A read whose answer comes in pages (LookupEvents): both engines follow `NextToken` up to `max`
+   * pages (ASL: the Task again with `NextToken`, in a Choice loop), and each `assign` expression is
+   * evaluated over each page's result, its values appended page by page (PAGE_APPEND) — so an
+   * expression picks from one page (a filter), and its variable lists what every page gave.
    */
-  pages?: { items: string; max: number };
+  pages?: { max: number };
 }
 
 /** In `retry.errors`: any error at all. */

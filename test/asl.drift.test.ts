@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { exportLab } from "../asl/export.js";
 import { allStates } from "../asl/interpreter.js";
 import { buildLabMachine, type StageExecutor } from "../machines/lab.js";
+import { PROFILES } from "../sim/account.js";
 import { call, x } from "../steps/build.js";
 import type { StageDef } from "../steps/dsl.js";
 import { parseParams, resolveParams } from "../steps/params.js";
@@ -94,6 +95,26 @@ describe("no drift between the local engine and the Step Functions export", () =
       );
     },
   );
+
+  it("reads every page of CloudTrail in both engines while a key policy change propagates", async () => {
+    // 90 s for a key policy to take effect: stage 6's polls make two Decrypts on the key each
+    // round while the removal propagates (and the put-back after it), so its PutKeyPolicy is
+    // no longer among the key's newest 50 events when the lab looks for the sequence.
+    const rec = await recordEngine({}, undefined, {
+      ...PROFILES.instant!,
+      keyPolicyPropagationMs: 90_000,
+      trailLookupsPerSecond: 0,
+    });
+    expect(rec.statuses["key-user-access"]).toBe("passed");
+    const lookups = callsOnly(rec.calls)["key-user-access"]!.filter((c) => c.action === "LookupEvents");
+    // The key's events came in more than one page: NextToken was followed.
+    expect(lookups.some((c) => (c.args as { NextToken?: string }).NextToken !== undefined)).toBe(true);
+    const walk = await walkRecorded(rec, {});
+    expect(walk.status, `${walk.error}: ${walk.cause}`).toBe("SUCCEEDED");
+    expect((walk.output as { points: number }).points).toBe(100);
+    compare(rec, walk);
+    for (const stage of Object.keys(walk.unused)) expect(walk.unused[stage], stage).toEqual([]);
+  });
 
   it("a stage changed in one place changes both engines", async () => {
     // A copy of the registry with one more call in stage 1's run: nothing else is told about it.

@@ -5,6 +5,7 @@ import { parseResource } from "../../asl/invoke.js";
 import { aslErrorName } from "../../asl/sdk.js";
 import { AwsError, Clients, type ObservedCall } from "../../machines/aws.js";
 import { runLab } from "../../machines/engine.js";
+import type { AccountOptions } from "../../sim/account.js";
 import { Simulator } from "../../sim/simulator.js";
 import { MemoryStateStore } from "../../state/index.js";
 import type { Service, StageDef } from "../../steps/dsl.js";
@@ -53,14 +54,20 @@ export interface EngineRecording {
   probes: Record<string, Recorded[]>;
 }
 
-/** Runs the local engine on a fresh simulator, recording every call by stage. */
+/**
+ * Runs the local engine on a fresh simulator, recording every call by stage. With a `profile` the
+ * account's clock is the engine's (the waits move it): its delays pass as the engine waits.
+ */
 export async function recordEngine(
   input: LabParamsInput = {},
   stages?: readonly StageDef[],
+  profile?: AccountOptions,
 ): Promise<EngineRecording> {
-  const sim = Simulator.inMemory();
+  let now = Date.now();
+  const sim = profile ? Simulator.inMemory({ profile, clock: () => new Date(now) }) : Simulator.inMemory();
   const region = input.region ?? "us-east-1";
-  const clients = new Clients({ ...sim.clientConfig(), region });
+  // The engine paces its lookups as the account limits them (on the host's clock).
+  const clients = new Clients({ ...sim.clientConfig(), region }, {}, profile?.trailLookupsPerSecond ?? 2);
   const stageOf = new AsyncLocalStorage<string>();
   const calls: Record<string, Recorded[]> = {};
   const probes: Record<string, Recorded[]> = {};
@@ -80,7 +87,6 @@ export async function recordEngine(
     push(probe ? probes : calls, stage, call);
   };
   const params = resolveParams(parseParams(input), sim.account.accountId);
-  let now = Date.now();
   try {
     const result = await runLab({
       store: new MemoryStateStore(),
