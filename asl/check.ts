@@ -57,6 +57,7 @@ function branch(b: Branchlike, where: string, problems: string[]): void {
     }
     for (const [i, sub] of (state.Branches ?? []).entries())
       branch(sub, `${at(name)} / branch ${i + 1}: `, problems);
+    if (state.ItemProcessor) branch(state.ItemProcessor, `${at(name)} / items: `, problems);
   }
   const reached = new Set<string>();
   const queue = [b.StartAt];
@@ -72,7 +73,7 @@ function branch(b: Branchlike, where: string, problems: string[]): void {
 
 /** The fields of a state that may hold JSONata (nested branches are checked on their own). */
 function expressionFields(state: State): unknown {
-  const { Branches: _b, Comment: _c, ...rest } = state;
+  const { Branches: _b, ItemProcessor: _i, Comment: _c, ...rest } = state;
   return rest;
 }
 

@@ -3,15 +3,19 @@ import {
   type DescribeExecutionCommandOutput,
   GetExecutionHistoryCommand,
   type HistoryEvent,
+  ListExecutionsCommand,
   SFNClient,
   StartExecutionCommand,
 } from "@aws-sdk/client-sfn";
 import type { ClientBase } from "../machines/aws.js";
 import type { StageId } from "../steps/dsl.js";
+import { ParamsError, parseParams, resolveParams } from "../steps/params.js";
 import { STAGES } from "../steps/registry.js";
+import { TEARDOWN_ORDER, type TeardownType } from "../steps/resources.js";
 import { type Export, exportLab, exportTeardown } from "./export.js";
 import { allStates } from "./interpreter.js";
-import type { Catcher, State } from "./types.js";
+import { creatingStages, REPORT_STATE, type TeardownReport, type TeardownResource } from "./teardown.js";
+import type { State } from "./types.js";
 
 /**
  * Executions of the deployed lab (`kmslab sfn start|status`) as a library: an execution's history
@@ -64,6 +68,8 @@ export interface ExecutionView {
   stages: StageView[];
   /** The lab's points so far (its passed stages'). */
   points?: number;
+  /** A teardown's report, once it made one: every resource it looked at, its outcome and why. */
+  resources?: TeardownResource[];
   events: number;
 }
 
@@ -112,22 +118,11 @@ export function kindOf(events: readonly HistoryEvent[]): "lab" | "teardown" {
   return "lab";
 }
 
-/** The catcher a Task's error goes to (the first that names it, as Step Functions picks). */
-function catcherFor(state: State, error: string): Catcher | undefined {
-  return state.Catch?.find(
-    (c) =>
-      c.ErrorEquals.includes(error) ||
-      c.ErrorEquals.includes("States.ALL") ||
-      (c.ErrorEquals.includes("States.TaskFailed") && error !== "States.Timeout"),
-  );
-}
-
 /**
  * The six stages as a history shows them. Lab: a stage runs from its first state entered, passes at
  * its `passed` state (with its points), fails or is blocked at one of its Fail states (the reason
  * is the execution's cause when it names the stage), and is stopped when the execution ended
- * while it ran. Teardown: a stage's undo runs, then is done when the teardown moves on; it fails
- * when a Task's error went to the catch-all that records an undo failure.
+ * while it ran. Teardown: see teardownStages.
  */
 export function stagesFrom(
   events: readonly HistoryEvent[],
@@ -135,6 +130,7 @@ export function stagesFrom(
   exp: Export,
   end: { status: ExecutionStatus; error?: string; cause?: string },
 ): StageView[] {
+  if (kind === "teardown") return teardownStages(events, exp, end);
   const index = indexOf(exp);
   const views = new Map<StageId, StageView>(
     STAGES.map((s) => [s.id, { id: s.id, title: s.title, status: "waiting", maxPoints: s.points }]),
@@ -145,71 +141,87 @@ export function stagesFrom(
     if (reason !== undefined) v.reason = reason;
     else delete v.reason;
   };
-  let current: StageId | undefined;
-  let task:
-    | { name: string; stage: StageId; state: State; failure?: { error: string; cause: string } }
-    | undefined;
   for (const e of events) {
     const entered = e.stateEnteredEventDetails?.name;
     const exited = e.stateExitedEventDetails?.name;
     if (entered !== undefined) {
       const hit = index.get(entered);
       if (!hit) continue;
-      const v = views.get(hit.stage)!;
-      if (kind === "lab") {
-        if (v.status === "waiting") set(hit.stage, "running");
-        if (hit.state.Type === "Fail") {
-          const blocked = hit.state.Error === "kmslab.Blocked";
-          const prefix = `${hit.stage}: `;
-          const reason = end.cause?.startsWith(prefix) ? end.cause.slice(prefix.length) : entered;
-          set(hit.stage, blocked ? "blocked" : "failed", reason);
-        }
-      } else {
-        if (current && current !== hit.stage && views.get(current)!.status === "running")
-          set(current, "passed");
-        current = hit.stage;
-        if (v.status !== "failed") set(hit.stage, "running");
+      if (views.get(hit.stage)!.status === "waiting") set(hit.stage, "running");
+      if (hit.state.Type === "Fail") {
+        const blocked = hit.state.Error === "kmslab.Blocked";
+        const prefix = `${hit.stage}: `;
+        const reason = end.cause?.startsWith(prefix) ? end.cause.slice(prefix.length) : entered;
+        set(hit.stage, blocked ? "blocked" : "failed", reason);
       }
-      if (e.type === "TaskStateEntered") task = { name: entered, stage: hit.stage, state: hit.state };
       continue;
-    }
-    if (e.type === "TaskSucceeded" && task) delete task.failure;
-    if (e.type === "TaskFailed" && task) {
-      const d = e.taskFailedEventDetails;
-      task.failure = { error: d?.error ?? "States.TaskFailed", cause: d?.cause ?? "" };
     }
     if (exited !== undefined) {
       const hit = index.get(exited);
-      if (kind === "lab" && hit && hit.state.Type === "Pass" && hit.state.End === true) {
+      if (hit && hit.state.Type === "Pass" && hit.state.End === true) {
         const out = parse(e.stateExitedEventDetails?.output) as { points?: number } | undefined;
         const v = views.get(hit.stage)!;
         set(hit.stage, "passed");
         if (typeof out?.points === "number") v.points = out.points;
       }
-      if (kind === "teardown" && task && task.name === exited && task.failure) {
-        const c = catcherFor(task.state, task.failure.error);
-        if (c?.ErrorEquals.includes("States.ALL"))
-          set(task.stage, "failed", `${task.failure.error}: ${task.failure.cause}`);
-      }
-      if (task?.name === exited) task = undefined;
     }
-  }
-  if (kind === "teardown") {
-    // Stages that made nothing the teardown undoes (they only read) have no state in it.
-    const undone = new Set([...index.values()].map((h) => h.stage));
-    for (const v of views.values())
-      if (!undone.has(v.id)) {
-        v.reason = "nothing to undo";
-        if (end.status === "SUCCEEDED") v.status = "passed";
-      }
   }
   if (end.status !== "RUNNING")
-    for (const v of views.values()) {
-      if (v.status !== "running") continue;
-      v.status =
-        kind === "teardown" && (end.status === "SUCCEEDED" || end.status === "FAILED") ? "passed" : "stopped";
-    }
+    for (const v of views.values()) if (v.status === "running") v.status = "stopped";
   return [...views.values()];
+}
+
+/** The teardown's report, from its `teardown.report` state (a failed execution has no output). */
+export function teardownReport(events: readonly HistoryEvent[]): TeardownReport | undefined {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const d = events[i]!.stateExitedEventDetails;
+    if (d?.name === REPORT_STATE) return parse(d.output) as TeardownReport | undefined;
+  }
+  return undefined;
+}
+
+/**
+ * The six stages as a teardown's history shows them: a stage runs while the teardown deals with a
+ * type of resource it makes; once the report is made, a stage failed when one of its resources
+ * could not be removed or could not be read (the reason names them), else it is undone; a stage
+ * that makes nothing has nothing to undo.
+ */
+function teardownStages(
+  events: readonly HistoryEvent[],
+  exp: Export,
+  end: { status: ExecutionStatus },
+): StageView[] {
+  const stagesOf = new Map<TeardownType, StageId[]>(
+    TEARDOWN_ORDER.map((t) => [t, creatingStages(t, STAGES).map((c) => c.stageId as StageId)]),
+  );
+  const making = new Set([...stagesOf.values()].flat());
+  const views = STAGES.map(
+    (s): StageView => ({ id: s.id, title: s.title, status: "waiting", maxPoints: s.points }),
+  );
+  for (const e of events) {
+    const type = exp.origins[e.stateEnteredEventDetails?.name ?? ""]?.stepId as TeardownType | undefined;
+    for (const id of (type && stagesOf.get(type)) || [])
+      for (const v of views) if (v.id === id && v.status === "waiting") v.status = "running";
+  }
+  const report = teardownReport(events);
+  for (const v of views) {
+    if (!making.has(v.id)) {
+      v.reason = "nothing to undo";
+      if (end.status === "SUCCEEDED" || report) v.status = "passed";
+      continue;
+    }
+    if (!report) {
+      if (end.status !== "RUNNING" && v.status === "running") v.status = "stopped";
+      continue;
+    }
+    const open = report.resources.filter(
+      (r) => r.stageId === v.id && (r.outcome === "failed" || r.undecided === true),
+    );
+    v.status = open.length > 0 ? "failed" : "passed";
+    if (open.length > 0)
+      v.reason = open.map((r) => `${r.type} ${r.name ?? ""}: ${r.reason ?? ""}`).join("; ");
+  }
+  return views;
 }
 
 function parse(text: string | undefined): unknown {
@@ -294,8 +306,14 @@ export async function viewOf(t: Tracked): Promise<ExecutionView> {
     ...end,
     stages,
     ...(kind === "lab" && passed.length > 0 ? { points: passed.reduce((n, s) => n + s.points!, 0) } : {}),
+    ...(kind === "teardown" ? resourcesOf(t.events) : {}),
     events: t.events.length,
   };
+}
+
+function resourcesOf(events: readonly HistoryEvent[]): { resources?: TeardownResource[] } {
+  const report = teardownReport(events);
+  return report ? { resources: report.resources } : {};
 }
 
 const delay = (ms: number, signal?: AbortSignal) =>
@@ -411,5 +429,64 @@ export async function runClass(
     }
   };
   await Promise.all(Array.from({ length: Math.min(Math.max(1, o.concurrency), items.length) }, worker));
+  return out;
+}
+
+/**
+ * Which lab resources an execution input names: its Region and the names its parameters resolve to
+ * (as the state machines resolve them; the Region is the state machine's unless the input gives
+ * one). Undefined for an input that is not the lab's parameters.
+ */
+export function namesKey(input: unknown, account: string, region: string): string | undefined {
+  try {
+    const raw = input !== null && typeof input === "object" ? (input as Record<string, unknown>) : {};
+    const { runId: _r, runIds: _rs, ...params } = raw;
+    const p = resolveParams(parseParams({ region, ...params }), account);
+    return JSON.stringify([p.region, p.keyAlias, p.keyUserRole, p.trailName, p.logBucket, p.dataBucket]);
+  } catch (err) {
+    if (err instanceof ParamsError) return undefined;
+    throw err;
+  }
+}
+
+/** How many of a lab state machine's newest executions are looked at for their run ids. */
+export const LAB_RUNS_LOOKED_AT = 1000;
+
+/**
+ * The run ids (execution names) of a lab state machine's executions, newest first, by the names
+ * their input gives the lab's resources (namesKey): what a teardown with the same parameters may
+ * remove — each is a run of this lab, and a resource it tagged is its. The newest
+ * LAB_RUNS_LOOKED_AT executions (Step Functions keeps a closed one for 90 days).
+ */
+export async function labRunsByNames(
+  sfn: SFNClient,
+  stateMachineArn: string,
+): Promise<Map<string, string[]>> {
+  const [, , , region, account] = stateMachineArn.split(":") as string[];
+  const executions: { executionArn?: string; name?: string }[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await sfn.send(
+      new ListExecutionsCommand({ stateMachineArn, maxResults: 1000, ...(nextToken ? { nextToken } : {}) }),
+    );
+    executions.push(...(page.executions ?? []));
+    nextToken = page.nextToken;
+  } while (nextToken && executions.length < LAB_RUNS_LOOKED_AT);
+  const wanted = executions.slice(0, LAB_RUNS_LOOKED_AT);
+  const keys: (string | undefined)[] = new Array(wanted.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < wanted.length; i = next++) {
+      const d = await sfn.send(new DescribeExecutionCommand({ executionArn: wanted[i]!.executionArn! }));
+      keys[i] = namesKey(parse(d.input), account!, region!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(5, wanted.length) }, worker));
+  const out = new Map<string, string[]>();
+  for (const [i, e] of wanted.entries()) {
+    const key = keys[i];
+    if (key === undefined || !e.name) continue;
+    out.set(key, [...(out.get(key) ?? []), e.name]);
+  }
   return out;
 }

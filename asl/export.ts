@@ -1,6 +1,6 @@
 import { TRANSIENT_CODES } from "../machines/aws.js";
 import { retryPolicyFor } from "../machines/runner.js";
-import { call, PAGE_APPEND, ROLE_ARN, x } from "../steps/build.js";
+import { PAGE_APPEND, ROLE_ARN, x } from "../steps/build.js";
 import {
   ANY_ERROR,
   type CallStep,
@@ -35,7 +35,7 @@ export interface ExportOptions {
   stages?: readonly StageDef[];
 }
 
-interface ParamDefaults {
+export interface ParamDefaults {
   keyAlias: string;
   keyUserRole: string;
   trailName: string;
@@ -70,14 +70,15 @@ export interface Export {
   notes: string[];
 }
 
-const SERVICE_PREFIX = "arn:aws:states:::aws-sdk:";
-const FAIL = {
+export const SERVICE_PREFIX = "arn:aws:states:::aws-sdk:";
+export const FAIL = {
   blocked: "kmslab.Blocked",
   stage: "kmslab.StageFailed",
   verification: "kmslab.VerificationFailed",
   gaveUp: "kmslab.GaveUp",
   exists: "kmslab.AlreadyExists",
   teardown: "kmslab.TeardownIncomplete",
+  noRun: "kmslab.NoRunId",
 };
 
 /** JSONata that resolves the execution input into `$params` exactly as steps/params.ts resolveParams does. */
@@ -124,7 +125,7 @@ function nulls(assign: Record<string, string> | undefined): Record<string, null>
 const varName = (id: string) => id.replace(/[^A-Za-z0-9]+(.)/g, (_, c: string) => c.toUpperCase());
 
 /** Retry on throttling and 5xx, as the local engine does (backoff with full jitter). */
-function transientRetrier(step: CallStep): Retrier[] {
+export function transientRetrier(step: Pick<CallStep, "service" | "action">): Retrier[] {
   const errors = transientErrorNames(step.service, TRANSIENT_CODES);
   if (errors.length === 0) return [];
   const policy = retryPolicyFor(step.service, step.action);
@@ -569,7 +570,7 @@ async function retryBudgets(
  * Expressions on one line: the stage modules write long JSONata over several lines, and ASL tools
  * (asl-validator among them) match `{% ... %}` line by line. JSONata ignores the whitespace.
  */
-function compact<T>(value: T): T {
+export function compact<T>(value: T): T {
   if (typeof value === "string")
     return (/^\{%[\s\S]*%\}$/.test(value) ? value.replace(/\s*\n\s*/g, " ") : value) as T;
   if (Array.isArray(value)) return value.map(compact) as T;
@@ -578,7 +579,7 @@ function compact<T>(value: T): T {
   return value;
 }
 
-function header(defaults: ParamDefaults, comment: string) {
+export function header(defaults: ParamDefaults, comment: string) {
   return {
     Comment: comment,
     QueryLanguage: "JSONata" as const,
@@ -656,115 +657,8 @@ export async function exportLab(options: ExportOptions = {}): Promise<Export> {
   };
 }
 
-/**
- * The teardown as its own state machine, from the rollbacks: every stage's effects undone, stages
- * newest first and each stage's effects newest first. What an undo needs from the run that the
- * teardown cannot know (the key policy stage 6 started from) makes that undo skipped; the key is
- * found by its alias first. Each undo tolerates what is already gone; an undo that fails is recorded
- * and the teardown goes on, then fails naming them.
- */
-export async function exportTeardown(options: ExportOptions = {}): Promise<Export> {
-  const stages = options.stages ?? STAGES;
-  const defaults = { ...PARAM_DEFAULTS, ...options.defaults };
-  const origins: Record<string, StateOrigin> = {};
-  const b = new Builder({ origins, names: new Set(), budgets: await retryBudgets(stages, defaults) });
-  const h = header(
-    defaults,
-    "kmslab teardown: undo every stage of the lab (generated from the stage registry by kmslab export asl --teardown)",
-  );
-  const failed = b.add("Teardown incomplete", {
-    Type: "Fail",
-    Error: FAIL.teardown,
-    Cause: x(`"some undo steps failed: " & $join($undoFailures.Cause, "; ")`),
-  });
-  const done = b.add("Torn down", { Type: "Succeed" });
-  let next = b.add("Everything undone?", {
-    Type: "Choice",
-    Choices: [{ Condition: x("$count($undoFailures) = 0"), Next: done }],
-    Default: failed,
-  });
-  const findKey = call(
-    "findKey",
-    "find the lab's key by its alias",
-    "kms",
-    "DescribeKey",
-    { KeyId: x("$params.keyAlias") },
-    { tolerate: ["NotFoundException"], assign: { keyArn: x("$states.result.KeyMetadata.Arn") } },
-  );
-  // Built from the end: the first stage's first effect is undone last.
-  const effects: { stage: StageDef; effect: CallStep }[] = [];
-  for (const stage of stages)
-    for (const effect of allSteps(stage.run))
-      if (effect.kind === "call" && effect.effect && !isExistsRead(stage, effect))
-        effects.push({ stage, effect });
-  const assigned = new Set<string>(["keyArn"]);
-  const skipped = new Set<string>();
-  for (const { effect } of effects)
-    for (const s of allSteps(effect.effect!.undo))
-      if (s.kind === "call") for (const k of Object.keys(s.assign ?? {})) assigned.add(k);
-  for (const { stage, effect } of effects) {
-    const undo: Step[] = [];
-    for (const step of effect.effect!.undo) {
-      const g = guarded(step, assigned);
-      if (g) undo.push(g);
-      else skipped.add(`${stage.id}: ${step.title}`);
-    }
-    next = b.steps(undo, next, {
-      stageId: stage.id,
-      phase: "undo",
-      prefix: `teardown.${effect.id}`,
-      onError: { next, assign: recordUndoFailure },
-      trackEffects: false,
-    });
-  }
-  next = b.call(findKey, next, {
-    stageId: "create-key",
-    phase: "undo",
-    prefix: "teardown",
-    onError: { next, assign: recordUndoFailure },
-    trackEffects: false,
-  });
-  const states: Record<string, State> = {
-    Parameters: { ...h.parameters, Assign: { ...h.parameters.Assign, undoFailures: [] }, Next: next },
-    ...b.states,
-  };
-  return {
-    definition: compact({
-      Comment: h.Comment,
-      QueryLanguage: h.QueryLanguage,
-      StartAt: h.StartAt,
-      States: states,
-    }),
-    origins,
-    notes: [...skipped].map(
-      (s) =>
-        `teardown: "${s}" is left out: it needs what the run knew (the teardown schedules the key's deletion)`,
-    ),
-  };
-}
-
-const BUILTIN = new Set(["params", "runId", "states"]);
-
-/** Variables an expression reads (`$name` not followed by `(`, not a `:=` local). */
-function variablesIn(text: string): string[] {
-  const locals = new Set([...text.matchAll(/\$(\w+)\s*:=/g)].map((m) => m[1]!));
-  return [...text.matchAll(/\$(\w+)\b(?!\s*\()/g)].map((m) => m[1]!).filter((v) => !locals.has(v));
-}
-
-/**
- * A teardown undo as Step Functions can make it: a call whose arguments read a variable the
- * teardown sets (the key's ARN) is made only when it is set; one that needs what only the run knew
- * (undefined here) is left out.
- */
-function guarded(step: Step, assigned: Set<string>): Step | undefined {
-  if (step.kind !== "call") return step;
-  const read = [...new Set(variablesIn(JSON.stringify(step.args)))].filter((v) => !BUILTIN.has(v));
-  if (read.some((v) => !assigned.has(v))) return undefined;
-  const own = new Set(Object.keys(step.assign ?? {}));
-  const needs = read.filter((v) => !own.has(v)).map((v) => `$type($${v}) = "string"`);
-  if (needs.length === 0) return step;
-  return { ...step, when: [...(step.when ? [`(${step.when})`] : []), ...needs].join(" and ") };
-}
+/** The teardown's state machine: asl/teardown.ts, generated from the resource-type registry. */
+export { exportTeardown } from "./teardown.js";
 
 function recordUndoFailure(error: string): Record<string, unknown> {
   return { undoFailures: x(`$append($undoFailures, [${error}])`) };

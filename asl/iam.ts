@@ -1,5 +1,6 @@
 import type { Service } from "../steps/dsl.js";
 import type { ResolvedParams } from "../steps/params.js";
+import { exportedCalls, labNames, TEARDOWN_ORDER } from "../steps/resources.js";
 import { allStates } from "./interpreter.js";
 import { pascal } from "./sdk.js";
 import type { Definition } from "./types.js";
@@ -11,7 +12,9 @@ import type { Definition } from "./types.js";
  * (tags written at creation; the KMS calls S3 makes on the caller's behalf for SSE-KMS; AssumeRole of
  * the key-user role for Tasks with `Credentials`) — on the lab's resources, named from the
  * parameters. Keys have no name before they exist: KMS actions are on the account's keys in the
- * Region, or on the alias.
+ * Region, or on the alias. The teardown's Tasks come from the resource-type registry
+ * (steps/resources.ts): they act on `$resource`, any of the type's resources the parameters name
+ * (both buckets), and its listings (keys, which have no name) on `*`.
  */
 
 export interface PolicyStatement {
@@ -50,6 +53,23 @@ const S3_ACTIONS: Record<string, string[]> = {
 
 const OBJECT_OPS = new Set(["HeadObject", "GetObject", "PutObject", "DeleteObject"]);
 
+/** What a registry Task's arguments read: the resource it acts on, not a parameter. */
+const REGISTRY_VARIABLES = /\$(resource|owned|items?)\b/;
+
+/** The registry's listings the exported teardown makes (types without names): not resource-scoped. */
+const LISTINGS = new Set(
+  TEARDOWN_ORDER.flatMap((t) =>
+    exportedCalls(t)
+      .filter((c) => c.role === "list")
+      .map((c) => `${c.call.service}:${c.call.action}`),
+  ),
+);
+
+/** The IAM actions an operation is authorised as (S3's differ from its operation names). */
+export function iamActionsOf(service: Service, action: string): string[] {
+  return service === "s3" ? (S3_ACTIONS[action] ?? [`s3:${action}`]) : [`${service}:${action}`];
+}
+
 /** What one operation needs, given its Arguments as written (a template). */
 function needs(service: Service, action: string, args: Record<string, unknown>, n: PolicyNames): Need[] {
   const keys = `arn:aws:kms:${n.region}:${n.account}:key/*`;
@@ -57,12 +77,22 @@ function needs(service: Service, action: string, args: Record<string, unknown>, 
   const trail = `arn:aws:cloudtrail:${n.region}:${n.account}:trail/${n.trailName}`;
   // Arguments may be one expression that builds the input (CreateBucket's): the bucket is named in it.
   const text = JSON.stringify(typeof args === "string" ? args : (args.Bucket ?? ""));
-  const bucket = text.includes("logBucket") ? n.logBucket : n.dataBucket;
+  const fromRegistry = REGISTRY_VARIABLES.test(JSON.stringify(args));
+  if (LISTINGS.has(`${service}:${action}`)) return [{ actions: [`${service}:${action}`], resources: ["*"] }];
+  // A registry Task acts on any of its type's named resources; a stage's names its bucket.
+  const buckets = fromRegistry
+    ? labNames("AWS::S3::Bucket", n)
+    : [text.includes("logBucket") ? n.logBucket : n.dataBucket];
   switch (service) {
     case "sts":
       return [{ actions: [`sts:${action}`], resources: ["*"] }];
     case "iam": {
-      const out: Need[] = [{ actions: [`iam:${action}`], resources: [role] }];
+      // The key-user role by its name; any other role the definition reads is the caller's own (the
+      // execution role, whose name and path the definition only learns from GetCallerIdentity).
+      const keyUser = JSON.stringify(args.RoleName ?? "").includes("keyUserRole");
+      const out: Need[] = [
+        { actions: [`iam:${action}`], resources: [keyUser ? role : `arn:aws:iam::${n.account}:role/*`] },
+      ];
       if (action === "CreateRole" && args.Tags) out.push({ actions: ["iam:TagRole"], resources: [role] });
       return out;
     }
@@ -93,9 +123,11 @@ function needs(service: Service, action: string, args: Record<string, unknown>, 
       return [{ actions: [`kms:${action}`], resources: [keys] }];
     }
     case "s3": {
-      const actions = S3_ACTIONS[action] ?? [`s3:${action}`];
-      if (action === "DeleteObjects") return [{ actions, resources: [`arn:aws:s3:::${bucket}/*`] }];
-      if (!OBJECT_OPS.has(action)) return [{ actions, resources: [`arn:aws:s3:::${bucket}`] }];
+      const actions = iamActionsOf(service, action);
+      if (action === "DeleteObjects")
+        return [{ actions, resources: buckets.map((b) => `arn:aws:s3:::${b}/*`) }];
+      if (!OBJECT_OPS.has(action)) return [{ actions, resources: buckets.map((b) => `arn:aws:s3:::${b}`) }];
+      const bucket = buckets[0]!;
       const object = `arn:aws:s3:::${bucket}/${bucket === n.logBucket ? "*" : n.objectKey}`;
       const out: Need[] = [{ actions, resources: [object] }];
       if (action === "PutObject" && args.Tagging)
@@ -178,14 +210,16 @@ function sid(resources: string[], i: number): string {
         ? "LabKeys"
         : r.includes(":alias/")
           ? "LabAlias"
-          : r.includes(":role/")
-            ? "KeyUserRole"
-            : r.includes(":trail/")
-              ? "LabTrail"
-              : r.startsWith("arn:aws:s3:::")
-                ? r.includes("/")
-                  ? "LabObjects"
-                  : "LabBucket"
-                : "Lab";
+          : r.endsWith(":role/*")
+            ? "CallerRole"
+            : r.includes(":role/")
+              ? "KeyUserRole"
+              : r.includes(":trail/")
+                ? "LabTrail"
+                : r.startsWith("arn:aws:s3:::")
+                  ? r.includes("/")
+                    ? "LabObjects"
+                    : "LabBucket"
+                  : "Lab";
   return `${kind}${i + 1}`;
 }

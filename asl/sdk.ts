@@ -146,6 +146,20 @@ const UNMODELLED_TRANSIENT: Record<Service, string[]> = {
   cloudtrail: [],
 };
 
+/**
+ * AWS's messages for the un-modelled errors a Catch must tell apart from the others Step Functions
+ * names alike (`S3.S3Exception`): by the Cause, which holds the message (the Java SDK's, with
+ * "(Service: S3, Status Code: 404, ...)" after it on AWS).
+ * https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketTagging.html (NoSuchTagSet),
+ * https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html (BucketNotEmpty).
+ */
+export const UNMODELLED_MESSAGES: Partial<Record<Service, Record<string, string>>> = {
+  s3: {
+    NoSuchTagSet: "The TagSet does not exist",
+    BucketNotEmpty: "The bucket you tried to delete is not empty",
+  },
+};
+
 /** The error names a Retry on throttling and 5xx lists for a service. */
 export function transientErrorNames(service: Service, modelled: Iterable<string>): string[] {
   const { prefix } = MODULES[service];

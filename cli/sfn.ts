@@ -7,6 +7,8 @@ import {
   type ClassOutcome,
   type ExecutionView,
   follow,
+  labRunsByNames,
+  namesKey,
   runClass,
   type StageState,
   sfnClient,
@@ -37,6 +39,7 @@ interface StartFlags {
   class?: string;
   concurrency?: string;
   namePrefix?: string;
+  runId?: string[];
 }
 
 /** What Step Functions accepts as an execution name. */
@@ -61,6 +64,11 @@ export function registerSfn(program: Command, globals: () => GlobalOptions): voi
     .option("--input <file>", "a JSON file of lab parameters, as --config takes them (default {})")
     .option("--name <name>", "the execution's name (with --class: appended to each learner's)")
     .option("--teardown", "start the teardown state machine instead")
+    .option(
+      "--run-id <id>",
+      "with --teardown: a run whose resources go (repeatable; default: the lab executions with these parameters)",
+      (v: string, all: string[] = []) => [...all, v],
+    )
     .option("--no-wait", "print the execution's ARN and return (not on the embedded simulator)")
     .option("--class <csv>", "one execution per learner of a roster (name, and suffix)")
     .option(
@@ -105,6 +113,11 @@ async function startCommand(g: GlobalOptions, flags: StartFlags): Promise<number
       `--name must be 1-80 characters without spaces, brackets, wildcards or any of "#%\\^|~\`$&,;:/, not "${flags.name}"`,
     );
   if (flags.concurrency !== undefined && !flags.class) throw new CliError("--concurrency goes with --class");
+  if (flags.runId && !flags.teardown)
+    throw new CliError("--run-id names the runs a teardown removes: add --teardown");
+  for (const id of flags.runId ?? [])
+    if (!EXECUTION_NAME.test(id))
+      throw new CliError(`--run-id must be a run id (an execution's name), not "${id}"`);
   const concurrency = flags.concurrency === undefined ? DEFAULT_CONCURRENCY : Number(flags.concurrency);
   if (!/^\d+$/.test(flags.concurrency ?? "1") || concurrency < 1 || concurrency > 100)
     throw new CliError(`--concurrency must be a whole number from 1 to 100, not "${flags.concurrency}"`);
@@ -136,6 +149,24 @@ async function startCommand(g: GlobalOptions, flags: StartFlags): Promise<number
         "kmslab: --no-wait does not apply to the embedded simulator: the execution runs in this process, so kmslab waits for it to end\n",
       );
     const wait = embedded || flags.wait !== false;
+    if (flags.teardown) {
+      // Which runs' resources go: the ones named, or the lab executions of the same parameters.
+      const runsOf = await teardownRuns(sfn, flags.runId, {
+        labArn: `arn:aws:states:${target.region}:${account}:stateMachine:${machineNames(prefix).lab}`,
+        account,
+        region: target.region,
+      });
+      for (const item of items ?? []) item.input = { ...item.input, runIds: runsOf(item.input) };
+      if (!items) {
+        const runIds = runsOf(input);
+        if (runIds.length === 0)
+          throw new CliError(
+            `no run to tear down: no execution of ${machineNames(prefix).lab} had these parameters; name the run with --run-id (an execution's name, or a local run's id from kmslab status)`,
+            EXIT.failure,
+          );
+        input.runIds = runIds;
+      }
+    }
     if (items) return await startClass(g, sfn, machineArn, items, { concurrency, wait, target });
 
     let started: { executionArn?: string; startDate?: Date };
@@ -169,6 +200,23 @@ async function startCommand(g: GlobalOptions, flags: StartFlags): Promise<number
     clients.destroy();
     target.close();
   }
+}
+
+/** The run ids a teardown of an input removes: `--run-id`, or its parameters' lab executions. */
+async function teardownRuns(
+  sfn: SFNClient,
+  given: string[] | undefined,
+  o: { labArn: string; account: string; region: string },
+): Promise<(input: Record<string, unknown>) => string[]> {
+  if (given && given.length > 0) return () => given;
+  let runs: Map<string, string[]>;
+  try {
+    runs = await labRunsByNames(sfn, o.labArn);
+  } catch (err) {
+    if ((err as Error).name === "StateMachineDoesNotExist") runs = new Map();
+    else throw awsFailure(err, "cannot list the lab's executions");
+  }
+  return (input) => runs.get(namesKey(input, o.account, o.region) ?? "") ?? [];
 }
 
 function startFailure(err: unknown, machine: string, target: Target): CliError {
@@ -273,6 +321,13 @@ function print(g: GlobalOptions, v: ExecutionView): void {
     ...v.stages.map((s) => `${stageLine(s, v.kind)}${s.reason ? `\n     ${s.reason}` : ""}`),
   ];
   if (v.kind === "lab") lines.push(`points: ${v.points ?? 0}/100`);
+  if (v.resources) {
+    lines.push(v.resources.length > 0 ? "resources:" : "resources: none of the lab's found");
+    for (const r of v.resources)
+      lines.push(
+        `  ${(r.undecided ? "UNDECIDED" : r.outcome).padEnd(16)} ${r.type.padEnd(22)} ${r.arn ?? r.name ?? ""}${r.reason ? ` — ${r.reason}` : ""}`,
+      );
+  }
   if (v.error !== undefined) lines.push(`error: ${v.error}`);
   if (v.cause !== undefined && v.cause !== "") lines.push(`cause: ${v.cause}`);
   process.stdout.write(`${lines.join("\n")}\n`);

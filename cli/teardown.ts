@@ -134,6 +134,7 @@ const LABEL: Record<ResultItem["outcome"], string> = {
   gone: "already gone",
   pendingDeletion: "pending deletion",
   kept: "kept",
+  skipped: "skipped",
   failed: "FAILED",
 };
 
@@ -175,6 +176,10 @@ function printPlan(result: TeardownResult): void {
         ? "nothing that should go remains"
         : `still there and should go:\n${result.remaining.map((a) => `  ${a}`).join("\n")}`,
     );
+  if (result.undecided.length > 0)
+    out.push(
+      `kept because whose they are could not be read (the teardown is not complete until it can):\n${result.undecided.map((a) => `  ${a}`).join("\n")}`,
+    );
   process.stdout.write(`${out.join("\n")}\n`);
 }
 
@@ -188,6 +193,7 @@ function jsonResult(result: TeardownResult) {
       outcome: i.outcome,
       reason: i.outcome === "removed" || i.outcome === "failed" ? (i.detail ?? i.reason) : i.reason,
       ...(i.deletionDate ? { deletionDate: i.deletionDate } : {}),
+      ...(i.undecided ? { undecided: true } : {}),
     })),
   };
 }

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { gunzipSync } from "node:zlib";
-import { PAGE_APPEND, RUN_TAG, STAGE_TAG } from "../steps/build.js";
+import { PAGE_APPEND, ROOT_CANNOT_ASSUME, RUN_TAG, STAGE_TAG } from "../steps/build.js";
 import {
   ANY_ERROR,
   type CallStep,
@@ -481,8 +481,22 @@ export class StageRunner {
         return credentials;
       } catch (err) {
         if (!(err instanceof AwsError)) throw err;
-        if (!(err.transient || err.code === "AccessDenied") || this.now() > deadline) throw err;
-        await this.wait(backoffDelay(this.retryPolicy, attempt));
+        // The root user is refused at once and for good; a role IAM has not propagated yet, for a while.
+        const root = err.code === "AccessDenied" && err.message.includes("Roles may not be assumed by root");
+        const notYet = err.transient || (err.code === "AccessDenied" && !root);
+        if (notYet && this.now() <= deadline) {
+          await this.wait(backoffDelay(this.retryPolicy, attempt));
+          continue;
+        }
+        // Not an AwsError: the call that needed the session must not take its AccessDenied for its
+        // own (a GetObject expected to be denied, or tolerated while access propagates).
+        throw new StepError(
+          "keyUser",
+          root
+            ? `cannot act as the key user: ${ROOT_CANNOT_ASSUME}`
+            : `cannot act as the key user (AssumeRole ${roleArn}): ${err.code}: ${err.message}`,
+          err.code,
+        );
       }
     }
   }

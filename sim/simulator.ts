@@ -149,6 +149,13 @@ export class Simulator {
     return this.account.iam.adminCredentials();
   }
 
+  /** An access key of the account's root user (made on first use and kept with the account). */
+  rootCredentials(): { accessKeyId: string; secretAccessKey: string } {
+    const credentials = this.account.iam.rootCredentials();
+    this.save();
+    return credentials;
+  }
+
   /** Adds a service (S3, CloudTrail... come from later parts). */
   register(provider: ServiceProvider): void {
     this.byService.set(provider.service, provider);

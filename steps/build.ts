@@ -95,6 +95,19 @@ export function check(
   return { id, title, points, read, score, ...messages };
 }
 
+/**
+ * What a learner running as the account's root user is told: AWS answers the root user's
+ * AssumeRole with 403 AccessDenied "Roles may not be assumed by root accounts.", and stage 6 (and
+ * its grading) acts as the key-user role. AWS's documentation does not state the refusal; the
+ * response is as observed and quoted in https://github.com/cloudposse/terraform-aws-vpc-peering-multi-account/issues/106
+ * (status 403) and https://github.com/double-break/spapi-php/issues/45 (the XML error's code and message).
+ */
+export const ROOT_CANNOT_ASSUME =
+  "these credentials are the account's root user, and AWS does not let the root user assume a role " +
+  '("Roles may not be assumed by root accounts."), which acting as the key user needs: run kmslab as an ' +
+  "IAM Identity Center (SSO) user (aws configure sso, then kmslab run --profile <profile>) or as an IAM user " +
+  "or role with administrator access, not as root";
+
 /** The role's ARN from the parameters (IAM ARNs are predictable). */
 export const ROLE_ARN = `"arn:aws:iam::" & $params.account & ":role/" & $params.keyUserRole`;
 export const TRAIL_ARN = `"arn:aws:cloudtrail:" & $params.region & ":" & $params.account & ":trail/" & $params.trailName`;
@@ -133,6 +146,35 @@ export const POLICY_WITHOUT_ROLE = `(
          $count($rest) = 0 ? undefined : $merge([$, {"Principal": $merge([Principal, {"AWS": $count($rest) = 1 ? $rest[0] : $rest}])}]))
       : $
   )]}])
+)`;
+
+/**
+ * JSONata: whether the identity policy document `doc` (parsed JSON) has an Allow statement that
+ * could let its holder call `action` on `resource` (each a JSONata expression). Actions match as
+ * IAM matches them, case-insensitively with `*` and `?` wildcards (`*`, `kms:*`, `kms:De*`), and
+ * NotAction / NotResource allow whatever they do not name; resources match with the same
+ * wildcards (over the whole ARN, which matches at least what IAM would). Conditions are not
+ * evaluated: a statement that applies under some condition is counted, as it could apply.
+ * https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html
+ * https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notaction.html
+ */
+export const policyAllows = (doc: string, action: string, resource: string) => `(
+  $glob := function($p, $v) {(
+    $c := $substring($p, 0, 1);
+    $p = "" ? $v = "" :
+    $c = "*" ? ($glob($substring($p, 1), $v) or ($v != "" and $glob($p, $substring($v, 1)))) :
+    $v != "" and ($c = "?" or $c = $substring($v, 0, 1)) and $glob($substring($p, 1), $substring($v, 1))
+  )};
+  $names := function($patterns, $v) {
+    $reduce($append([], $patterns), function($found, $p) { $found or $glob($p, $v) }, false)
+  };
+  $action := $lowercase(${action});
+  $resource := ${resource};
+  $count($append([], ${doc}.Statement)[
+    Effect = "Allow"
+    and ($exists(Action) ? $names(Action.$lowercase($), $action) : $exists(NotAction) and $not($names(NotAction.$lowercase($), $action)))
+    and ($exists(Resource) ? $names(Resource, $resource) : $exists(NotResource) and $not($names(NotResource, $resource)))
+  ]) > 0
 )`;
 
 /** JSONata: the body the lab uploads, a function of the parameters alone (so grading can recompute it). */

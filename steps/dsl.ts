@@ -11,6 +11,8 @@
  * grades the account as it stands, a lab done by hand included.
  */
 
+import type { ResourceType } from "./resources.js";
+
 export type Service = "sts" | "iam" | "kms" | "s3" | "cloudtrail";
 
 export type StageId =
@@ -24,14 +26,8 @@ export type StageId =
 /** JSON whose strings may be `{% %}` expressions. */
 export type Template = unknown;
 
-/** The lab's resource types, as CloudFormation names them (ledger, teardown sweep). */
-export type ResourceType =
-  | "AWS::IAM::Role"
-  | "AWS::KMS::Key"
-  | "AWS::KMS::Alias"
-  | "AWS::S3::Bucket"
-  | "AWS::S3::Object"
-  | "AWS::CloudTrail::Trail";
+/** The lab's resource types: the entries of the resource-type registry (steps/resources.ts). */
+export type { ResourceType };
 
 /** One AWS API call: the unit both engines execute (an `aws-sdk:<service>:<action>` Task in ASL). */
 export interface CallStep {

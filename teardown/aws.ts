@@ -74,24 +74,3 @@ export class Aws {
     }
   }
 }
-
-/** Every item of a paginated listing (`items` member), following `outToken` into `inToken`. */
-export async function listAll(
-  aws: Aws,
-  service: Service,
-  action: string,
-  input: Record<string, unknown>,
-  items: string,
-  inToken: string,
-  outToken: string,
-): Promise<unknown[]> {
-  const all: unknown[] = [];
-  let token: string | undefined;
-  do {
-    const page = await aws.read(service, action, token ? { ...input, [inToken]: token } : input);
-    all.push(...((page[items] as unknown[] | undefined) ?? []));
-    const truncated = page.Truncated ?? page.IsTruncated;
-    token = truncated === false ? undefined : (page[outToken] as string | undefined);
-  } while (token);
-  return all;
-}

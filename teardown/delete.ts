@@ -1,12 +1,16 @@
 import { AwsError } from "../machines/aws.js";
-import { type Aws, listAll } from "./aws.js";
+import { type Bindings, evaluate, render } from "../steps/expr.js";
+import { type CallOp, type DrainOp, type ResourceCall, resourceKind } from "../steps/resources.js";
+import type { Aws } from "./aws.js";
 import type { PlanItem } from "./plan.js";
 
 /**
- * One deleter per resource type, each safe to repeat (NotFound is success) and each doing what AWS
- * needs before the delete itself: a trail stops logging first; a bucket is emptied of every
- * version and delete marker, and re-listed until empty, since CloudTrail may still deliver a file
- * after logging stopped; a key is scheduled for deletion after the 7-day minimum; a role loses its
+ * The deleters: each resource type's deletion as the resource-type registry (steps/resources.ts)
+ * writes it — its calls in order, the exported teardown making the same ones — run here against the
+ * account. Safe to repeat: a `gone` error means someone finished it already. What AWS needs before
+ * the delete itself is in the registry's steps: a trail stops logging first; a bucket is drained of
+ * every version and delete marker and listed again until empty (and drained again when CloudTrail
+ * delivered one more file); a key's deletion is scheduled after the 7-day minimum; a role loses its
  * inline and attached policies first.
  */
 
@@ -18,167 +22,146 @@ export interface Deleted {
 }
 
 export interface DeleteOptions {
-  /** How long a bucket may keep receiving files before the teardown gives up on it. */
-  bucketBudgetMs: number;
+  /** The lab's parameters (`$params` in the registry's templates). */
+  params: Bindings;
+  /** How long a deletion may be told "not yet" (a bucket receiving files) before it gives up. */
+  budgetMs?: number;
   now: () => number;
   sleep: (ms: number) => Promise<void>;
 }
 
 export async function deleteResource(aws: Aws, item: PlanItem, o: DeleteOptions): Promise<Deleted> {
-  switch (item.type) {
-    case "AWS::CloudTrail::Trail":
-      return deleteTrail(aws, item.arn);
-    case "AWS::S3::Bucket":
-      return deleteBucket(aws, item.name, o);
-    case "AWS::KMS::Alias":
-      return outcome(await aws.change("kms", "DeleteAlias", { AliasName: item.name }, ["NotFoundException"]));
-    case "AWS::KMS::Key":
-      return scheduleKeyDeletion(aws, item.arn);
-    case "AWS::IAM::Role":
-      return deleteRole(aws, item.name);
-  }
-}
-
-const outcome = (r: "done" | "gone"): Deleted => ({ outcome: r === "done" ? "removed" : "gone" });
-
-async function deleteTrail(aws: Aws, arn: string): Promise<Deleted> {
-  const stopped = await aws.change("cloudtrail", "StopLogging", { Name: arn }, ["TrailNotFoundException"]);
-  if (stopped === "gone") return { outcome: "gone" };
-  return outcome(await aws.change("cloudtrail", "DeleteTrail", { Name: arn }, ["TrailNotFoundException"]));
-}
-
-async function deleteBucket(aws: Aws, bucket: string, o: DeleteOptions): Promise<Deleted> {
-  const deadline = o.now() + o.bucketBudgetMs;
-  let objects = 0;
-  for (let round = 1; ; round++) {
-    const left = await listVersions(aws, bucket);
-    if (left === undefined) return { outcome: objects > 0 ? "removed" : "gone" };
-    for (let i = 0; i < left.length; i += 1000) {
-      const batch = left.slice(i, i + 1000);
-      const out = await aws.read("s3", "DeleteObjects", {
-        Bucket: bucket,
-        Delete: { Objects: batch, Quiet: true },
-      });
-      const errors = (out.Errors as { Key?: string; Code?: string; Message?: string }[] | undefined) ?? [];
-      if (errors.length > 0) {
-        const e = errors[0]!;
-        throw new AwsError(
-          e.Code ?? "Error",
-          `${e.Key}: ${e.Message ?? ""}`,
-          undefined,
-          "s3",
-          "DeleteObjects",
-        );
+  const ops = resourceKind(item.type).delete;
+  const bindings: Bindings = { params: o.params, resource: { name: item.name, arn: item.arn } };
+  const started = o.now();
+  const removed = new Map<string, number>();
+  let deletionDate: string | undefined;
+  restart: for (;;) {
+    for (const op of ops) {
+      if (op.kind === "drain") {
+        const n = await drain(aws, op, bindings);
+        if (n === "gone") return { outcome: "gone" };
+        if (n > 0) removed.set(op.noun, (removed.get(op.noun) ?? 0) + n);
+        continue;
       }
-      aws.noteChange();
-      objects += batch.length;
+      const r = await callOnce(aws, op, bindings);
+      if (r === "gone") return { outcome: "gone" };
+      if ("again" in r) {
+        const budget = o.budgetMs ?? op.again!.budgetSeconds * 1000;
+        if (o.now() - started > budget) throw r.again;
+        await o.sleep(op.again!.waitSeconds * 1000);
+        continue restart;
+      }
+      if ("pendingDeletion" in r)
+        return { outcome: "pendingDeletion", ...(r.deletionDate ? { deletionDate: r.deletionDate } : {}) };
+      deletionDate = r.deletionDate ?? deletionDate;
     }
-    try {
-      const r = await aws.change("s3", "DeleteBucket", { Bucket: bucket }, ["NoSuchBucket"]);
-      const detail =
-        objects > 0 ? `${objects} object version(s) and delete marker(s) removed first` : undefined;
-      return { ...outcome(r), ...(detail ? { detail } : {}) };
-    } catch (err) {
-      // One more file landed (CloudTrail after StopLogging): empty it again, within the budget.
-      if (!(err instanceof AwsError) || err.code !== "BucketNotEmpty" || o.now() > deadline) throw err;
-      await o.sleep(Math.min(1000 * round, 5000));
-    }
+    break;
   }
-}
-
-/** Every object version and delete marker; undefined when the bucket is gone. */
-async function listVersions(
-  aws: Aws,
-  bucket: string,
-): Promise<{ Key: string; VersionId?: string }[] | undefined> {
-  const out: { Key: string; VersionId?: string }[] = [];
-  let keyMarker: string | undefined;
-  let versionMarker: string | undefined;
-  do {
-    let page: Record<string, unknown>;
-    try {
-      page = await aws.read("s3", "ListObjectVersions", {
-        Bucket: bucket,
-        ...(keyMarker ? { KeyMarker: keyMarker } : {}),
-        ...(versionMarker ? { VersionIdMarker: versionMarker } : {}),
-      });
-    } catch (err) {
-      if (err instanceof AwsError && err.code === "NoSuchBucket") return undefined;
-      throw err;
-    }
-    for (const v of [
-      ...((page.Versions as { Key: string; VersionId?: string }[] | undefined) ?? []),
-      ...((page.DeleteMarkers as { Key: string; VersionId?: string }[] | undefined) ?? []),
-    ])
-      out.push({ Key: v.Key, ...(v.VersionId ? { VersionId: v.VersionId } : {}) });
-    const truncated = page.IsTruncated === true;
-    keyMarker = truncated ? (page.NextKeyMarker as string | undefined) : undefined;
-    versionMarker = truncated ? (page.NextVersionIdMarker as string | undefined) : undefined;
-  } while (keyMarker);
-  return out;
-}
-
-/** ScheduleKeyDeletion, 7 days (the minimum); a key already pending deletion counts as removed. */
-async function scheduleKeyDeletion(aws: Aws, arn: string): Promise<Deleted> {
-  try {
-    const out = await aws.changeWithOutput("kms", "ScheduleKeyDeletion", {
-      KeyId: arn,
-      PendingWindowInDays: 7,
-    });
-    if (!out) return { outcome: "gone" };
-    return {
-      outcome: "removed",
-      deletionDate: String(out.DeletionDate),
-      detail: "pending deletion (7 days)",
-    };
-  } catch (err) {
-    if (!(err instanceof AwsError) || err.code !== "KMSInvalidStateException") throw err;
-    const meta = (await aws.read("kms", "DescribeKey", { KeyId: arn })).KeyMetadata as {
-      KeyState: string;
-      DeletionDate?: string;
-    };
-    if (meta.KeyState !== "PendingDeletion") throw err;
-    return { outcome: "pendingDeletion", ...(meta.DeletionDate ? { deletionDate: meta.DeletionDate } : {}) };
-  }
-}
-
-async function deleteRole(aws: Aws, role: string): Promise<Deleted> {
-  const gone = ["NoSuchEntity"];
-  let inline: unknown[];
-  let attached: unknown[];
-  try {
-    inline = await listAll(
-      aws,
-      "iam",
-      "ListRolePolicies",
-      { RoleName: role },
-      "PolicyNames",
-      "Marker",
-      "Marker",
-    );
-    attached = await listAll(
-      aws,
-      "iam",
-      "ListAttachedRolePolicies",
-      { RoleName: role },
-      "AttachedPolicies",
-      "Marker",
-      "Marker",
-    );
-  } catch (err) {
-    if (err instanceof AwsError && err.code === "NoSuchEntity") return { outcome: "gone" };
-    throw err;
-  }
-  for (const name of inline as string[])
-    await aws.change("iam", "DeleteRolePolicy", { RoleName: role, PolicyName: name }, gone);
-  for (const p of attached as { PolicyArn: string }[])
-    await aws.change("iam", "DetachRolePolicy", { RoleName: role, PolicyArn: p.PolicyArn }, gone);
-  const r = await aws.change("iam", "DeleteRole", { RoleName: role }, gone);
-  const n = inline.length + attached.length;
+  const detail = [...removed].map(([noun, n]) => `${n} ${noun}`).join(" and ");
   return {
-    ...outcome(r),
-    ...(n > 0
-      ? { detail: `${inline.length} inline and ${attached.length} attached policies removed first` }
-      : {}),
+    outcome: "removed",
+    ...(deletionDate ? { deletionDate, detail: "pending deletion (7 days)" } : {}),
+    ...(detail ? { detail: `${detail} removed first` } : {}),
   };
 }
+
+const args = async (call: ResourceCall, bindings: Bindings) =>
+  (await render(call.args, bindings)) as Record<string, unknown>;
+
+/** One call of a deleter: its answer's facts, gone, "not yet", or "already under way". */
+async function callOnce(
+  aws: Aws,
+  op: CallOp,
+  bindings: Bindings,
+): Promise<
+  "gone" | { deletionDate?: string } | { again: AwsError } | { pendingDeletion: true; deletionDate?: string }
+> {
+  let out: Record<string, unknown> | undefined;
+  try {
+    out = await aws.changeWithOutput(
+      op.call.service,
+      op.call.action,
+      await args(op.call, bindings),
+      op.call.gone ?? [],
+    );
+  } catch (err) {
+    if (!(err instanceof AwsError)) throw err;
+    if (op.again?.errors.includes(err.code)) return { again: err };
+    if (!op.already?.errors.includes(err.code)) throw err;
+    const read = await aws.read(
+      op.already.read.service,
+      op.already.read.action,
+      await args(op.already.read, bindings),
+    );
+    const at = { ...bindings, states: { result: read } };
+    if ((await evaluate(`{% ${op.already.holds} %}`, at)) !== true) throw err;
+    const date = op.already.deletionDate ? await evaluate(`{% ${op.already.deletionDate} %}`, at) : undefined;
+    return { pendingDeletion: true, ...(typeof date === "string" ? { deletionDate: date } : {}) };
+  }
+  if (!out) return "gone";
+  const date = op.result?.deletionDate
+    ? await evaluate(`{% ${op.result.deletionDate} %}`, { ...bindings, states: { result: out } })
+    : undefined;
+  return date === undefined || date === null ? {} : { deletionDate: String(date) };
+}
+
+/** Lists and removes until nothing is left; how many items it removed, or gone. */
+async function drain(aws: Aws, op: DrainOp, bindings: Bindings): Promise<number | "gone"> {
+  let removed = 0;
+  for (let round = 0; round < MAX_DRAIN_ROUNDS; round++) {
+    let page: Record<string, unknown>;
+    try {
+      page = await aws.read(op.list.service, op.list.action, await args(op.list, bindings));
+    } catch (err) {
+      if (err instanceof AwsError && op.list.gone?.includes(err.code)) return "gone";
+      throw err;
+    }
+    const items = ((await evaluate(`{% ${op.list.items} %}`, { ...bindings, states: { result: page } })) ??
+      []) as unknown[];
+    if (items.length === 0) return removed;
+    if (op.batch) {
+      const out = await aws.changeWithOutput(
+        op.batch.service,
+        op.batch.action,
+        await args(op.batch, { ...bindings, items }),
+        op.batch.gone ?? [],
+      );
+      if (!out) return "gone";
+      const failed = op.batch.failed
+        ? ((await evaluate(`{% ${op.batch.failed} %}`, { ...bindings, states: { result: out } })) as
+            | { Key?: string; Code?: string; Message?: string }[]
+            | undefined)
+        : undefined;
+      const first = failed?.[0];
+      if (first)
+        throw new AwsError(
+          first.Code ?? "Error",
+          `${first.Key}: ${first.Message ?? ""}`,
+          undefined,
+          op.batch.service,
+          op.batch.action,
+        );
+    } else if (op.each) {
+      // An item gone meanwhile is fine: the listing again says whether the resource went too.
+      for (const item of items)
+        await aws.change(
+          op.each.service,
+          op.each.action,
+          await args(op.each, { ...bindings, item }),
+          op.each.gone ?? [],
+        );
+    }
+    removed += items.length;
+  }
+  throw new AwsError(
+    "DrainGaveUp",
+    `${op.noun}: still listed after ${MAX_DRAIN_ROUNDS} rounds of removing them`,
+    undefined,
+    op.list.service,
+    op.list.action,
+  );
+}
+
+/** Rounds of list-and-remove before a drain gives up (a page is up to 1000 items). */
+export const MAX_DRAIN_ROUNDS = 1000;

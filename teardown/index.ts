@@ -23,7 +23,7 @@ import { latestEffects, type PlanItem, plan } from "./plan.js";
 
 export type { PlanItem } from "./plan.js";
 
-export type Outcome = TeardownItem["outcome"] | "wouldRemove";
+export type Outcome = TeardownItem["outcome"] | "wouldRemove" | "skipped";
 
 export interface ResultItem extends PlanItem {
   outcome: Outcome;
@@ -39,7 +39,9 @@ export interface TeardownResult {
   items: ResultItem[];
   /** ARNs of what should go and is still there. */
   remaining: string[];
-  /** Nothing that should go remains. */
+  /** ARNs of what may be the run's but could not be read (skipped): the teardown cannot say it is done. */
+  undecided: string[];
+  /** Nothing that should go remains, and nothing is undecided. */
   complete: boolean;
 }
 
@@ -144,6 +146,7 @@ export class Teardown {
       true,
       out,
       items.filter((i) => i.action === "remove").map((i) => i.arn),
+      undecided(items),
     );
   }
 
@@ -163,7 +166,8 @@ export class Teardown {
       let r: ResultItem;
       try {
         const d = await deleteResource(this.aws, item, {
-          bucketBudgetMs: this.o.bucketBudgetMs ?? 60_000,
+          params: this.params as unknown as Record<string, unknown>,
+          ...(this.o.bucketBudgetMs !== undefined ? { budgetMs: this.o.bucketBudgetMs } : {}),
           now: () => this.now(),
           sleep: this.o.sleep ?? ((ms) => sleep(ms)),
         });
@@ -186,16 +190,23 @@ export class Teardown {
     // Look again: what should go and is still there is what remains, whatever the calls said.
     const after = await this.plan();
     const remaining = after.filter((i) => i.action === "remove").map((i) => i.arn);
+    const unsure = undecided(after);
     await this.checkpoint((st) => {
       for (const r of results) if (r.outcome !== "removed" && r.outcome !== "failed") this.record(st, r);
       st.teardown!.endedAt = this.iso();
-      st.teardown!.remaining = remaining;
-      if (remaining.length === 0) this.markUndone(st);
+      // What may be the run's and could not be read remains as far as the record can tell.
+      st.teardown!.remaining = [...remaining, ...unsure];
+      if (remaining.length === 0 && unsure.length === 0) this.markUndone(st);
     });
-    return this.result(false, results, remaining);
+    return this.result(false, results, remaining, unsure);
   }
 
-  private result(dryRun: boolean, items: ResultItem[], remaining: string[]): TeardownResult {
+  private result(
+    dryRun: boolean,
+    items: ResultItem[],
+    remaining: string[],
+    unsure: string[],
+  ): TeardownResult {
     return {
       dryRun,
       ...(this.state ? { runId: this.state.runId } : {}),
@@ -204,7 +215,8 @@ export class Teardown {
       allRuns: this.o.allRuns === true,
       items,
       remaining,
-      complete: remaining.length === 0,
+      undecided: unsure,
+      complete: remaining.length === 0 && unsure.length === 0,
     };
   }
 
@@ -215,7 +227,8 @@ export class Teardown {
       arn: r.arn,
       type: r.type,
       ...(r.stageId ? { stageId: r.stageId } : {}),
-      outcome: r.outcome === "wouldRemove" ? "kept" : r.outcome,
+      // The record's outcomes predate skipping: a skipped resource is kept, and the reason says why.
+      outcome: r.outcome === "wouldRemove" || r.outcome === "skipped" ? "kept" : r.outcome,
       reason: r.detail ?? r.reason,
       ...(r.deletionDate ? { deletionDate: r.deletionDate } : {}),
       at: this.iso(),
@@ -256,6 +269,8 @@ export class Teardown {
     await this.checkpoints?.commit(change);
   }
 }
+
+const undecided = (items: readonly PlanItem[]) => items.filter((i) => i.undecided).map((i) => i.arn);
 
 /** Plans and, unless `dryRun`, executes: the whole teardown for callers that need no confirmation step. */
 export async function teardown(options: TeardownOptions & { dryRun?: boolean }): Promise<TeardownResult> {

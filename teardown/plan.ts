@@ -3,7 +3,8 @@ import type { CallStep, StageId } from "../steps/dsl.js";
 import { evaluate } from "../steps/expr.js";
 import type { ResolvedParams } from "../steps/params.js";
 import { allSteps, STAGES } from "../steps/registry.js";
-import { type Found, TEARDOWN_ORDER, type TeardownType } from "./inventory.js";
+import { isTeardownType, labNames, TEARDOWN_ORDER, type TeardownType } from "../steps/resources.js";
+import type { Found } from "./inventory.js";
 
 /**
  * What a teardown will do, decided from the state file (the effect journal and the ledger: what
@@ -14,10 +15,12 @@ import { type Found, TEARDOWN_ORDER, type TeardownType } from "./inventory.js";
  * run's with --all-runs), or — the one gap between a create and its tags — it is a bucket with no
  * kmslab tag that S3 says was created after this run's journal recorded its intent to create it.
  * Aliases carry no tags: an alias goes with the key it points at. Resources with the lab's names
- * but none of its tags are listed as kept, and removed only with --include-untagged.
+ * but none of its tags are listed as kept, and removed only with --include-untagged. What the sweep
+ * could not read (a denial, another Region) is skipped with the reason; when it has the lab's name
+ * or the run's journal knows it, the teardown cannot say the run is gone, so it is undecided.
  */
 
-export type Action = "remove" | "gone" | "pendingDeletion" | "kept";
+export type Action = "remove" | "gone" | "pendingDeletion" | "kept" | "skipped";
 
 export interface PlanItem {
   type: TeardownType;
@@ -30,6 +33,8 @@ export interface PlanItem {
   deletionDate?: string;
   /** Removing it needs the user's confirmation beyond --yes-less dry run (untagged, --include-untagged). */
   untagged?: boolean;
+  /** Skipped, and it may be the run's: the teardown cannot be complete while it stays unread. */
+  undecided?: boolean;
 }
 
 export interface PlanOptions {
@@ -121,19 +126,23 @@ async function expected(state: StateFile): Promise<Map<string, Expected>> {
   return out;
 }
 
-function isTeardownType(type: string): type is TeardownType {
-  return (TEARDOWN_ORDER as readonly string[]).includes(type);
+/** The lab's names per type (what a look-alike would be called), as the registry gives them. */
+function namesByType(params: ResolvedParams): Record<TeardownType, Set<string>> {
+  return Object.fromEntries(TEARDOWN_ORDER.map((t) => [t, new Set(labNames(t, params))])) as Record<
+    TeardownType,
+    Set<string>
+  >;
 }
 
-/** The lab's names per type (what a look-alike would be called). */
-function labNames(params: ResolvedParams): Record<TeardownType, Set<string>> {
-  return {
-    "AWS::CloudTrail::Trail": new Set([params.trailName]),
-    "AWS::S3::Bucket": new Set([params.logBucket, params.dataBucket]),
-    "AWS::KMS::Alias": new Set([params.keyAlias]),
-    "AWS::KMS::Key": new Set(),
-    "AWS::IAM::Role": new Set([params.keyUserRole]),
-  };
+/** A resource the sweep could not read: kept, and undecided when it may be the run's. */
+function skipped(f: Found, mayBeTheRuns: boolean): Pick<PlanItem, "action" | "reason" | "undecided"> {
+  return mayBeTheRuns
+    ? {
+        action: "skipped",
+        undecided: true,
+        reason: `${f.unreadable}: it has the lab's name (or the run's journal knows it) but whose it is cannot be read, so it is kept, and the teardown is not complete`,
+      }
+    : { action: "skipped", reason: `${f.unreadable}: not provably the lab's, so it is kept` };
 }
 
 /** Decides, for every resource of the lab's types, whether it goes, and why. */
@@ -141,7 +150,7 @@ export async function plan(found: readonly Found[], options: PlanOptions): Promi
   const { state, allRuns, includeUntagged } = options;
   const runId = state?.runId;
   const known = state ? await expected(state) : new Map<string, Expected>();
-  const names = labNames(options.params);
+  const names = namesByType(options.params);
   const items: PlanItem[] = [];
   const ownedKeys = new Map<string, string>();
 
@@ -171,9 +180,13 @@ export async function plan(found: readonly Found[], options: PlanOptions): Promi
         name: f.name,
         ...((f.stage ?? k?.stageId) ? { stageId: f.stage ?? k?.stageId } : {}),
       };
+      if (f.unreadable !== undefined) {
+        items.push({ ...base, ...skipped(f, names[f.type].has(f.name) || k !== undefined) });
+        continue;
+      }
       if (why) {
         if (f.type === "AWS::KMS::Key") ownedKeys.set(f.arn, why);
-        if (f.keyState === "PendingDeletion") {
+        if (f.deleting) {
           items.push({
             ...base,
             action: "pendingDeletion",
@@ -202,7 +215,7 @@ export async function plan(found: readonly Found[], options: PlanOptions): Promi
   const aliasItems: PlanItem[] = [];
   for (const f of found.filter((x) => x.type === "AWS::KMS::Alias")) {
     const k = known.get(f.arn);
-    const keyWhy = f.targetKeyArn ? ownedKeys.get(f.targetKeyArn) : undefined;
+    const keyWhy = f.ownerArn ? ownedKeys.get(f.ownerArn) : undefined;
     const base = {
       type: f.type,
       arn: f.arn,
@@ -210,7 +223,7 @@ export async function plan(found: readonly Found[], options: PlanOptions): Promi
       ...(k?.stageId ? { stageId: k.stageId } : {}),
     };
     if (keyWhy) {
-      const key = found.find((x) => x.arn === f.targetKeyArn);
+      const key = found.find((x) => x.arn === f.ownerArn);
       aliasItems.push({
         ...base,
         ...(key?.stage ? { stageId: key.stage } : {}),
@@ -219,7 +232,17 @@ export async function plan(found: readonly Found[], options: PlanOptions): Promi
       });
       continue;
     }
-    const target = found.find((x) => x.arn === f.targetKeyArn);
+    const target = found.find((x) => x.arn === f.ownerArn);
+    if (target?.unreadable !== undefined) {
+      aliasItems.push({
+        ...base,
+        ...skipped(
+          { ...f, unreadable: `it points at a key that cannot be read (${target.unreadable})` },
+          names[f.type].has(f.name) || k !== undefined,
+        ),
+      });
+      continue;
+    }
     if (!names[f.type].has(f.name) && !k && target?.run === undefined) continue;
     if (includeUntagged && target?.run === undefined && names[f.type].has(f.name)) {
       aliasItems.push({

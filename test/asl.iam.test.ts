@@ -89,10 +89,15 @@ describe("the execution-role IAM policy", () => {
       expect(new Set(made.map((m) => m.service))).toEqual(new Set(["sts", "iam", "kms", "s3", "cloudtrail"]));
 
       const undone: InvokedCall[] = [];
-      const down = await execute(teardown.definition, FAST, {
-        ...options,
-        invoke: clientsInvoker(exec, (c) => undone.push(c)),
-      });
+      // The lab's run id is its execution's name: the teardown is told it.
+      const down = await execute(
+        teardown.definition,
+        { ...FAST, runId: options.executionName },
+        {
+          ...options,
+          invoke: clientsInvoker(exec, (c) => undone.push(c)),
+        },
+      );
       expect(down.status, `${down.error}: ${down.cause}`).toBe("SUCCEEDED");
       expect(undone.filter((m) => DENIED.test(m.error ?? ""))).toEqual([]);
       expect(undone.map((m) => m.action)).toContain("ScheduleKeyDeletion");

@@ -56,10 +56,20 @@ describe("the exported definitions", () => {
     (a.Arguments as Record<string, unknown>).AliasNames = "alias/x";
     broken.States.Orphan = { Type: "Pass", End: true };
     const problems = structuralProblems(broken);
-    expect(problems).toContain(`${nameA}: goes to nowhere, which is not a state of its branch`);
-    expect(problems).toContain(`${nameB}: the AWS SDK has no kms operation ScheduleKeyDeletions`);
-    expect(problems).toContain(`${nameC}: Delete.Objects[0].Colour is not a member of DeleteObjects's input`);
-    expect(problems).toContain(`${nameA}: AliasNames is not a member of DeleteAlias's input`);
+    // The teardown's Tasks are in its Maps' item processors: the problems say where.
+    const inMap = (type: string, name: string) => `teardown.${type} / items: ${name}`;
+    expect(problems).toContain(
+      `${inMap("aliases", nameA)}: goes to nowhere, which is not a state of its branch`,
+    );
+    expect(problems).toContain(
+      `${inMap("keys", nameB)}: the AWS SDK has no kms operation ScheduleKeyDeletions`,
+    );
+    expect(problems).toContain(
+      `${inMap("buckets", nameC)}: Delete.Objects[0].Colour is not a member of DeleteObjects's input`,
+    );
+    expect(problems).toContain(
+      `${inMap("aliases", nameA)}: AliasNames is not a member of DeleteAlias's input`,
+    );
     expect(problems).toContain("Orphan: is not reachable from Parameters");
     const twice = structuredClone(lab.definition);
     twice.States["create-key.run.createKey"] = { Type: "Pass", End: true };
@@ -190,32 +200,80 @@ describe("the exported definitions", () => {
     expect(lab.notes.join("\n")).toContain("cannot gunzip");
   });
 
-  it("the teardown undoes every stage newest first, in lab.md's order where it matters", async () => {
-    // Walked with an account that has everything: every call succeeds, the buckets are empty.
+  /** An account holding every lab resource, tagged `kmslab:run=<run>`, as the teardown's Tasks see it. */
+  const taggedAccount = (run: string, order: string[]) => async (req: { resource: string }) => {
+    const op = req.resource.split(":").slice(-2).join(":");
+    order.push(op);
+    const keyed = [{ Key: "kmslab:run", Value: run }];
+    const key = "arn:aws:kms:us-east-1:111122223333:key/k";
+    const answers: Record<string, unknown> = {
+      "cloudtrail:listTags": { ResourceTagList: [{ TagsList: keyed }] },
+      "s3:getBucketTagging": { TagSet: keyed },
+      "kms:describeKey": {
+        KeyMetadata: { Arn: key, KeyId: "k", KeyManager: "CUSTOMER", KeyState: "Enabled" },
+      },
+      "kms:listKeys": { Keys: [{ KeyId: "k", KeyArn: key }], Truncated: false },
+      "kms:listResourceTags": { Tags: [{ TagKey: "kmslab:run", TagValue: run }] },
+      "kms:scheduleKeyDeletion": { DeletionDate: "2026-01-08T00:00:00.000Z" },
+      "iam:listRoleTags": { Tags: keyed },
+    };
+    return answers[op] ?? {};
+  };
+
+  it("the teardown reads every resource's kmslab:run tag before deleting it, in lab.md's order", async () => {
     const order: string[] = [];
     const result = await execute(
       teardown.definition,
-      {},
-      {
-        clock: virtualClock(),
-        invoke: async (req) => {
-          order.push(req.resource.split(":").slice(-2).join(":"));
-          return req.resource.endsWith(":describeKey")
-            ? { KeyMetadata: { Arn: "arn:aws:kms:us-east-1:1:key/k" } }
-            : {};
-        },
-      },
+      { runId: "lab-1" },
+      { clock: virtualClock(), invoke: taggedAccount("lab-1", order) },
     );
-    expect(result.status).toBe("SUCCEEDED");
+    expect(result.status, `${result.error}: ${result.cause}`).toBe("SUCCEEDED");
     const at = (op: string) => order.indexOf(op);
-    expect(at("kms:describeKey")).toBe(0);
+    expect(at("cloudtrail:listTags")).toBeLessThan(at("cloudtrail:stopLogging"));
     expect(at("cloudtrail:stopLogging")).toBeLessThan(at("cloudtrail:deleteTrail"));
-    expect(at("cloudtrail:deleteTrail")).toBeLessThan(at("kms:deleteAlias"));
-    expect(at("kms:deleteAlias")).toBeLessThan(at("kms:scheduleKeyDeletion"));
-    expect(at("kms:scheduleKeyDeletion")).toBeLessThan(at("iam:deleteRole"));
+    expect(at("cloudtrail:deleteTrail")).toBeLessThan(at("s3:getBucketTagging"));
+    expect(order.filter((o) => o === "s3:getBucketTagging")).toHaveLength(2);
     expect(order.filter((o) => o === "s3:deleteBucket")).toHaveLength(2);
+    expect(order.lastIndexOf("s3:deleteBucket")).toBeLessThan(at("kms:deleteAlias"));
+    expect(at("kms:listResourceTags")).toBeLessThan(at("kms:deleteAlias"));
+    expect(at("kms:deleteAlias")).toBeLessThan(at("kms:scheduleKeyDeletion"));
+    expect(at("kms:scheduleKeyDeletion")).toBeLessThan(at("iam:listRoleTags"));
+    expect(at("iam:listRoleTags")).toBeLessThan(at("iam:deleteRole"));
     expect(order).not.toContain("kms:putKeyPolicy");
-    expect(teardown.notes.join()).toContain("put the key policy back");
+    const report = result.output as { runIds: string[]; resources: { type: string; outcome: string }[] };
+    expect(report.runIds).toEqual(["lab-1"]);
+    expect(report.resources.map((r) => [r.type, r.outcome])).toEqual([
+      ["AWS::CloudTrail::Trail", "removed"],
+      ["AWS::S3::Bucket", "removed"],
+      ["AWS::S3::Bucket", "removed"],
+      ["AWS::KMS::Alias", "removed"],
+      ["AWS::KMS::Key", "removed"],
+      ["AWS::IAM::Role", "removed"],
+    ]);
+  });
+
+  it("the teardown deletes nothing another run tagged, and without a run named it fails before any call", async () => {
+    const order: string[] = [];
+    const other = await execute(
+      teardown.definition,
+      { runIds: ["lab-1", "lab-2"] },
+      { clock: virtualClock(), invoke: taggedAccount("someone-else", order) },
+    );
+    expect(other.status, `${other.error}: ${other.cause}`).toBe("SUCCEEDED");
+    expect(order.filter((o) => !/:(list|get|describe)/.test(o))).toEqual([]);
+    const kept = (other.output as { resources: { outcome: string; reason: string }[] }).resources;
+    expect(kept).toHaveLength(6);
+    for (const r of kept)
+      expect(r).toMatchObject({ outcome: "kept", reason: expect.stringContaining("someone-else") });
+
+    const none: string[] = [];
+    const unnamed = await execute(
+      teardown.definition,
+      {},
+      { clock: virtualClock(), invoke: taggedAccount("x", none) },
+    );
+    expect(unnamed).toMatchObject({ status: "FAILED", error: "kmslab.NoRunId" });
+    expect(none).toEqual([]);
   });
 
   it("a check whose score gives nothing scores 0 in the export, as in the local engine", async () => {

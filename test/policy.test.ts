@@ -174,6 +174,17 @@ const MISSING_IDENTITY: AuthzResult = { allowed: false, missing: "identity" };
 const MISSING_RESOURCE: AuthzResult = { allowed: false, missing: "resource" };
 const DENY_IDENTITY: AuthzResult = { allowed: false, explicitDeny: "identity" };
 const DENY_RESOURCE: AuthzResult = { allowed: false, explicitDeny: "resource" };
+const DENY_SESSION: AuthzResult = { allowed: false, explicitDeny: "session" };
+const MISSING_SESSION: AuthzResult = { allowed: false, missing: "session" };
+
+/** A session of role R made with these session policies (AssumeRole `Policy` / `PolicyArns`). */
+const limited = (...statements: object[]): Principal => ({
+  ...session("limited"),
+  sessionPolicies: statements.map((st) => doc([st])),
+});
+const DENY_ALL = { Effect: "Deny", Action: "*", Resource: "*" };
+const ONLY_S3_LIST = { Effect: "Allow", Action: "s3:ListBucket", Resource: "*" };
+const OBJECT = "arn:aws:s3:::lab-data/report.txt";
 
 const authzCases: AuthzCase[] = [
   // --- KMS (aws-subset §1.5)
@@ -359,7 +370,22 @@ const authzCases: AuthzCase[] = [
     expected: DENY_RESOURCE,
   },
   {
-    name: "kms: NotPrincipal naming the account spares its principals (R still allowed via root + IAM)",
+    name: "kms: NotPrincipal naming the session, its role and its account spares the session (allowed via root + IAM)",
+    principal: r,
+    action: "kms:Decrypt",
+    identity: [kmsDecrypt],
+    policy: resource(rootStatement, {
+      Effect: "Deny",
+      NotPrincipal: { AWS: [r.arn, ROLE_R, `arn:aws:iam::${ACCT}:root`] },
+      Action: "kms:Decrypt",
+      Resource: "*",
+    }),
+    mode: "kms",
+    expected: ALLOWED,
+  },
+  {
+    // AWS identifies an assumed-role session by its session ARN: the role's ARN exempts none of them.
+    name: "kms: NotPrincipal naming the role and its account but not the session denies the session",
     principal: r,
     action: "kms:Decrypt",
     identity: [kmsDecrypt],
@@ -370,7 +396,35 @@ const authzCases: AuthzCase[] = [
       Resource: "*",
     }),
     mode: "kms",
-    expected: ALLOWED,
+    expected: DENY_RESOURCE,
+  },
+  {
+    name: "kms: NotPrincipal naming the session and the account but not the role denies the session",
+    principal: r,
+    action: "kms:Decrypt",
+    identity: [kmsDecrypt],
+    policy: resource(rootStatement, {
+      Effect: "Deny",
+      NotPrincipal: { AWS: [r.arn, `arn:aws:iam::${ACCT}:root`] },
+      Action: "kms:Decrypt",
+      Resource: "*",
+    }),
+    mode: "kms",
+    expected: DENY_RESOURCE,
+  },
+  {
+    name: "kms: NotPrincipal naming one session of a role denies its other sessions",
+    principal: session("s2"),
+    action: "kms:Decrypt",
+    identity: [kmsDecrypt],
+    policy: resource(rootStatement, {
+      Effect: "Deny",
+      NotPrincipal: { AWS: [r.arn, ROLE_R, `arn:aws:iam::${ACCT}:root`] },
+      Action: "kms:Decrypt",
+      Resource: "*",
+    }),
+    mode: "kms",
+    expected: DENY_RESOURCE,
   },
   {
     name: "kms: NotPrincipal naming the role but not its account still denies the role's session",
@@ -385,6 +439,110 @@ const authzCases: AuthzCase[] = [
     }),
     mode: "kms",
     expected: DENY_RESOURCE,
+  },
+  // Session policies (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies.html#policies_session)
+  {
+    name: "session: a Deny * session policy denies what the role's policies allow",
+    principal: limited(DENY_ALL),
+    action: "s3:GetObject",
+    resource: OBJECT,
+    identity: [s3All],
+    mode: "default",
+    expected: DENY_SESSION,
+  },
+  {
+    name: "session: the session gets the intersection of the role's policies and the session policy",
+    principal: limited(ONLY_S3_LIST),
+    action: "s3:GetObject",
+    resource: OBJECT,
+    identity: [s3All],
+    mode: "default",
+    expected: MISSING_SESSION,
+  },
+  {
+    name: "session: what both allow is allowed",
+    principal: limited({ Effect: "Allow", Action: "s3:GetObject", Resource: OBJECT }),
+    action: "s3:GetObject",
+    resource: OBJECT,
+    identity: [s3All],
+    mode: "default",
+    expected: ALLOWED,
+  },
+  {
+    name: "session: several session policies allow what any of them allows",
+    principal: limited(ONLY_S3_LIST, { Effect: "Allow", Action: "s3:GetObject", Resource: "*" }),
+    action: "s3:GetObject",
+    resource: OBJECT,
+    identity: [s3All],
+    mode: "default",
+    expected: ALLOWED,
+  },
+  {
+    name: "session: a bucket policy naming the role is limited by the session policy",
+    principal: limited(ONLY_S3_LIST),
+    action: "s3:GetObject",
+    resource: OBJECT,
+    policy: resource({
+      Effect: "Allow",
+      Principal: { AWS: ROLE_R },
+      Action: "s3:GetObject",
+      Resource: OBJECT,
+    }),
+    mode: "default",
+    expected: MISSING_SESSION,
+  },
+  {
+    name: "session: a bucket policy naming the session's own ARN is not limited by the session policy",
+    principal: limited(ONLY_S3_LIST),
+    action: "s3:GetObject",
+    resource: OBJECT,
+    policy: resource({
+      Effect: "Allow",
+      Principal: { AWS: limited().arn },
+      Action: "s3:GetObject",
+      Resource: OBJECT,
+    }),
+    mode: "default",
+    expected: ALLOWED,
+  },
+  {
+    name: "session: an explicit Deny in a session policy beats a bucket policy naming the session",
+    principal: limited(DENY_ALL),
+    action: "s3:GetObject",
+    resource: OBJECT,
+    policy: resource({
+      Effect: "Allow",
+      Principal: { AWS: limited().arn },
+      Action: "s3:GetObject",
+      Resource: OBJECT,
+    }),
+    mode: "default",
+    expected: DENY_SESSION,
+  },
+  {
+    name: "session: a key policy naming the role (key users) is limited by the session policy",
+    principal: limited(ONLY_S3_LIST),
+    action: "kms:Decrypt",
+    policy: resource(rootStatement, keyUsersStatement),
+    mode: "kms",
+    expected: MISSING_SESSION,
+  },
+  {
+    name: "session: a key policy naming the session's own ARN is not",
+    principal: limited(ONLY_S3_LIST),
+    action: "kms:Decrypt",
+    policy: resource(rootStatement, { ...keyUsersStatement, Principal: { AWS: [ROLE_R, limited().arn] } }),
+    mode: "kms",
+    expected: ALLOWED,
+  },
+  {
+    name: "session: IAM permissions through the key policy's root statement are limited too",
+    principal: limited(ONLY_S3_LIST),
+    action: "kms:Decrypt",
+    identity: [kmsDecrypt],
+    policy: rootOnlyKeyPolicy,
+    mode: "kms",
+    expected: MISSING_SESSION,
   },
   {
     name: "kms: NotResource Deny in IAM bites every key but the one excluded",

@@ -6,6 +6,7 @@ import {
   type IAMClientConfig,
   PutRolePolicyCommand,
 } from "@aws-sdk/client-iam";
+import { DescribeKeyCommand, GetKeyPolicyCommand, KMSClient } from "@aws-sdk/client-kms";
 import {
   CreateStateMachineCommand,
   DescribeExecutionCommand,
@@ -49,12 +50,14 @@ async function createExecutionRole(
   account: string,
   definitions: Definition[],
   policy?: unknown,
+  path?: string,
 ): Promise<string> {
   const iam = new IAMClient(config);
   try {
     const role = await iam.send(
       new CreateRoleCommand({
         RoleName: ROLE,
+        ...(path ? { Path: path } : {}),
         AssumeRolePolicyDocument: JSON.stringify({
           Version: "2012-10-17",
           Statement: [
@@ -101,13 +104,14 @@ function expectNumbered(events: HistoryEvent[]): void {
   expect(events.map((e) => e.previousEventId)).toEqual(events.map((_, i) => i));
 }
 
-/** The Task states of a definition, nested branches included, by name. */
+/** The Task states of a definition, nested branches and Map item processors included, by name. */
 function taskStates(definition: Definition): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (states: Definition["States"]) => {
     for (const [name, state] of Object.entries(states)) {
       if (state.Type === "Task") out.set(name, state.Resource!);
       for (const b of state.Branches ?? []) walk(b.States);
+      if (state.ItemProcessor) walk(state.ItemProcessor.States);
     }
   };
   walk(definition.States);
@@ -428,7 +432,8 @@ describe("the exported lab on the simulated Step Functions", () => {
         new StartExecutionCommand({
           stateMachineArn: teardownMachine.stateMachineArn,
           name: "teardown-1",
-          input: JSON.stringify(FAST),
+          // The run to tear down: the lab execution's name is its run id.
+          input: JSON.stringify({ ...FAST, runId: "lab-1" }),
         }),
       );
       const torn = await settled(sim, sfn, down.executionArn!);
@@ -447,6 +452,46 @@ describe("the exported lab on the simulated Step Functions", () => {
       sfn.destroy();
       clients.destroy();
       ct.destroy();
+      sim.close();
+    }
+  }, 300_000);
+
+  it("runs as an execution role with a path (the console makes them under /service-role/), which the key policy names with its path", async () => {
+    const sim = Simulator.inMemory();
+    const config = sim.clientConfig();
+    const sfn = new SFNClient(config);
+    try {
+      const lab = await exportLab();
+      const roleArn = await createExecutionRole(
+        config,
+        sim.account.accountId,
+        [lab.definition],
+        undefined,
+        "/service-role/",
+      );
+      expect(roleArn).toBe(`arn:aws:iam::${sim.account.accountId}:role/service-role/${ROLE}`);
+      const machine = await sfn.send(
+        new CreateStateMachineCommand({
+          name: "kmslab",
+          definition: JSON.stringify(lab.definition),
+          roleArn,
+        }),
+      );
+      const started = await sfn.send(
+        new StartExecutionCommand({ stateMachineArn: machine.stateMachineArn, input: JSON.stringify(FAST) }),
+      );
+      const done = await settled(sim, sfn, started.executionArn!);
+      expect(done.status, `${done.error}: ${done.cause}`).toBe("SUCCEEDED");
+      expect((JSON.parse(done.output!) as { points: number }).points).toBe(100);
+      const kms = new KMSClient(config);
+      const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: "alias/myFirstKey" }));
+      const { Policy } = await kms.send(new GetKeyPolicyCommand({ KeyId: KeyMetadata!.KeyId! }));
+      expect(JSON.parse(Policy!).Statement).toContainEqual(
+        expect.objectContaining({ Sid: "Allow access for Key Administrators", Principal: { AWS: roleArn } }),
+      );
+      kms.destroy();
+    } finally {
+      sfn.destroy();
       sim.close();
     }
   }, 300_000);

@@ -1,13 +1,18 @@
 import jsonata from "jsonata";
 import { describe, expect, it } from "vitest";
-import { OBJECT_BODY, POLICY_NAMES_ROLE, POLICY_WITHOUT_ROLE } from "../steps/build.js";
+import { OBJECT_BODY, POLICY_NAMES_ROLE, POLICY_WITHOUT_ROLE, policyAllows } from "../steps/build.js";
 import { ExpressionError, evaluate, render, UndefinedFieldError } from "../steps/expr.js";
 import { ParamsError, parseParams, resolveParams } from "../steps/params.js";
 import { STAGES, validateRegistry } from "../steps/registry.js";
 import { KEY_POLICY } from "../steps/stages/create-key.js";
 
 const params = resolveParams(parseParams({}), "123456789012");
-const bindings = { params, runId: "run-1", adminArn: "arn:aws:iam::123456789012:user/admin" };
+const bindings = {
+  params,
+  runId: "run-1",
+  callerArn: "arn:aws:iam::123456789012:user/admin",
+  callerRole: null,
+};
 const roleArn = "arn:aws:iam::123456789012:role/kmslab-key-user";
 
 describe("the stage registry", () => {
@@ -144,6 +149,57 @@ describe("JSONata as Step Functions evaluates it", () => {
     expect(
       await evaluate(`{% ($policy := $parse($string(${KEY_POLICY})); ${POLICY_NAMES_ROLE}) %}`, bindings),
     ).toBe(true);
+  });
+
+  it("names a role session's administrator by its role's ARN as GetRole gives it (path included), or not at all", async () => {
+    const principals = async (extra: object) =>
+      JSON.parse(
+        (await evaluate(`{% $string(${KEY_POLICY}) %}`, {
+          ...bindings,
+          callerArn: "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/ana",
+          callerRole: "AWSReservedSSO_Admin_0123456789abcdef",
+          ...extra,
+        })) as string,
+      ).Statement.map((s: { Principal: { AWS: string } }) => s.Principal.AWS);
+    const withPath =
+      "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_0123456789abcdef";
+    expect(await principals({ callerRoleArn: withPath })).toEqual([
+      "arn:aws:iam::123456789012:root",
+      withPath,
+      roleArn,
+    ]);
+    // GetRole denied: no guessed ARN, the root statement alone lets IAM policies administer the key.
+    expect(await principals({ callerRoleArn: null })).toEqual(["arn:aws:iam::123456789012:root", roleArn]);
+  });
+
+  it("finds an IAM path to the key in a policy whatever way it allows kms:Decrypt", async () => {
+    const key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    const allows = (...statements: object[]) =>
+      evaluate(`{% ${policyAllows("$doc", `"kms:Decrypt"`, "$key")} %}`, {
+        doc: { Version: "2012-10-17", Statement: statements.length === 1 ? statements[0] : statements },
+        key,
+      });
+    const allow = (extra: object) => ({ Effect: "Allow", Resource: "*", ...extra });
+    for (const action of ["*", "kms:*", "KMS:Decrypt", "kms:De*", "kms:?ecrypt", ["s3:GetObject", "kms:*"]])
+      expect(await allows(allow({ Action: action })), JSON.stringify(action)).toBe(true);
+    expect(await allows(allow({ NotAction: "s3:*" }))).toBe(true);
+    expect(await allows(allow({ Action: "kms:Decrypt", Resource: "arn:aws:kms:*:*:key/*" }))).toBe(true);
+    expect(
+      await allows(allow({ Action: "kms:Decrypt", Resource: undefined, NotResource: "arn:aws:s3:::*" })),
+    ).toBe(true);
+    // A conditional Allow could apply: counted.
+    expect(
+      await allows(allow({ Action: "kms:*", Condition: { Bool: { "aws:SecureTransport": "true" } } })),
+    ).toBe(true);
+    for (const none of [
+      allow({ Action: ["s3:GetObject", "s3:ListBucket"] }),
+      allow({ Action: "kms:Encrypt" }),
+      allow({ Action: "kms:Decrypt", Resource: "arn:aws:kms:us-east-1:123456789012:key/other" }),
+      allow({ NotAction: ["kms:*"] }),
+      allow({ Action: "kms:*", Resource: undefined, NotResource: key }),
+      { Effect: "Deny", Action: "*", Resource: "*" },
+    ])
+      expect(await allows(none), JSON.stringify(none)).toBe(false);
   });
 
   it("takes the role out of the key policy, and only the role", async () => {

@@ -426,3 +426,157 @@ describe("crashes", () => {
     expect(finished).toBe(2);
   }, 300_000);
 });
+
+describe("what the sweep cannot read", () => {
+  /** A key whose key policy admits only another role: not even the account's IAM policies reach it. */
+  async function foreignKey(admin: Clients, account: string): Promise<string> {
+    await admin.call("iam", "CreateRole", {
+      RoleName: "someone-else",
+      AssumeRolePolicyDocument: JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+          { Effect: "Allow", Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: "sts:AssumeRole" },
+        ],
+      }),
+    });
+    const key = await admin.call("kms", "CreateKey", {
+      BypassPolicyLockoutSafetyCheck: true,
+      Policy: JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Effect: "Allow",
+            Principal: { AWS: `arn:aws:iam::${account}:role/someone-else` },
+            Action: "kms:*",
+            Resource: "*",
+          },
+        ],
+      }),
+    });
+    return (key.KeyMetadata as { Arn: string }).Arn;
+  }
+
+  /** A bucket whose policy denies everyone reading its tags. */
+  async function deniedBucket(admin: Clients, name: string): Promise<void> {
+    await admin.call("s3", "CreateBucket", { Bucket: name });
+    await admin.call("s3", "PutBucketPolicy", {
+      Bucket: name,
+      Policy: JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+          { Effect: "Deny", Principal: "*", Action: "s3:GetBucketTagging", Resource: `arn:aws:s3:::${name}` },
+        ],
+      }),
+    });
+  }
+
+  /** An S3 that ignores ListBuckets' BucketRegion and says no bucket's Region: every bucket is listed. */
+  class NoRegionFilter extends Clients {
+    override async call(...args: Parameters<Clients["call"]>) {
+      const [service, action, input, options] = args;
+      if (service !== "s3" || action !== "ListBuckets") return super.call(...args);
+      const { BucketRegion: _r, ...rest } = input;
+      const out = await super.call(service, action, rest, options);
+      const buckets = out.Buckets as { BucketRegion?: string }[];
+      return { ...out, Buckets: buckets.map(({ BucketRegion: _b, ...b }) => b) };
+    }
+  }
+
+  it("skips someone else's key, a bucket whose policy denies the caller and another Region's bucket, each with its reason, and removes the run's resources", async () => {
+    const sim = Simulator.inMemory();
+    const store = new MemoryStateStore();
+    expect((await runIn(sim, store)).complete).toBe(true);
+    const account = sim.account.accountId;
+    const admin = new Clients({ ...sim.clientConfig(), region: "us-east-1" });
+    const europe = new Clients({ ...sim.clientConfig(), region: "eu-west-1" });
+    const key = await foreignKey(admin, account);
+    await deniedBucket(admin, "someone-elses-bucket");
+    await europe.call("s3", "CreateBucket", {
+      Bucket: "a-bucket-in-ireland",
+      CreateBucketConfiguration: { LocationConstraint: "eu-west-1" },
+    });
+    europe.destroy();
+
+    // ListBuckets asks S3 for this Region's buckets only.
+    const listed: Record<string, unknown>[] = [];
+    const watched = new Clients({ ...sim.clientConfig(), region: "us-east-1" });
+    watched.observer = (c) => {
+      if (c.action === "ListBuckets") listed.push(c.input);
+    };
+    const dry = await teardown({ clients: watched, account, region: "us-east-1", store, dryRun: true });
+    watched.destroy();
+    expect(listed).toEqual([{ BucketRegion: "us-east-1" }]);
+    const reason = (r: TeardownResult, arn: string) => r.items.find((i) => i.arn === arn);
+    expect(reason(dry, key)).toMatchObject({
+      outcome: "skipped",
+      reason: expect.stringMatching(
+        /^access to it is denied \(DescribeKey: AccessDeniedException: .*not provably the lab's/,
+      ),
+    });
+    expect(reason(dry, "arn:aws:s3:::someone-elses-bucket")).toMatchObject({
+      outcome: "skipped",
+      reason: expect.stringMatching(/^access to it is denied \(GetBucketTagging: AccessDenied: /),
+    });
+    // Filtered out by S3: not looked at.
+    expect(reason(dry, "arn:aws:s3:::a-bucket-in-ireland")).toBeUndefined();
+    expect(dry.items.filter((i) => i.outcome === "wouldRemove")).toHaveLength(6);
+    expect(dry.undecided).toEqual([]);
+
+    // A server that ignores the filter: the other Region's bucket answers 301, and is skipped too.
+    const clients = new NoRegionFilter({ ...sim.clientConfig(), region: "us-east-1" });
+    const result = await teardown({ clients, account, region: "us-east-1", store, bucketBudgetMs: 10_000 });
+    clients.destroy();
+    expect(reason(result, "arn:aws:s3:::a-bucket-in-ireland")).toMatchObject({
+      outcome: "skipped",
+      reason:
+        "it is in another Region (GetBucketTagging: 301 PermanentRedirect): not provably the lab's, so it is kept",
+    });
+    expect(result.complete).toBe(true);
+    expect(result.items.filter((i) => i.outcome === "removed")).toHaveLength(6);
+    expect(await labResources(sim.clientConfig())).toEqual([]);
+    // What was skipped is untouched.
+    expect(
+      ((await admin.call("kms", "ListKeys", {})).Keys as { KeyArn: string }[]).map((k) => k.KeyArn),
+    ).toContain(key);
+    await admin.call("s3", "HeadBucket", { Bucket: "someone-elses-bucket" });
+    admin.destroy();
+  }, 60_000);
+
+  it("keeps a bucket with the lab's name whose tags it may not read, and says the teardown is not complete, dry run too", async () => {
+    const cwd = tempDir("kmslab-td-unread-");
+    const dir = join(cwd, ".kmslab/sim");
+    const state = join(cwd, ".kmslab/state.json");
+    const bucket = await withSim(dir, async (sim) => {
+      await runIn(sim, new FileStateStore(state));
+      const admin = new Clients({ ...sim.clientConfig(), region: "us-east-1" });
+      // The run's data bucket is gone, and one of the same name is there that nobody may read the tags of.
+      const name = `kmslab-data-${sim.account.accountId}-us-east-1`;
+      await admin.call("s3", "DeleteObject", { Bucket: name, Key: "reports/secret-report.txt" });
+      await admin.call("s3", "DeleteBucket", { Bucket: name });
+      await deniedBucket(admin, name);
+      admin.destroy();
+      return name;
+    });
+    const dry = await runCli(["teardown", "--json"], { cwd, env: instant });
+    expect(dry.code).toBe(1);
+    const planned = JSON.parse(dry.stdout) as TeardownResult;
+    expect(planned.undecided).toEqual([`arn:aws:s3:::${bucket}`]);
+    expect(planned.items.find((i) => i.arn === `arn:aws:s3:::${bucket}`)).toMatchObject({
+      outcome: "skipped",
+      undecided: true,
+    });
+    const done = await runCli(["teardown", "--yes"], { cwd, env: instant });
+    expect(done.code).toBe(1);
+    expect(done.stdout).toMatch(
+      new RegExp(`skipped +AWS::S3::Bucket +arn:aws:s3:::${bucket} — access to it is denied`),
+    );
+    expect(done.stdout).toContain("kept because whose they are could not be read");
+    await withSim(dir, async (sim) => {
+      const admin = new Clients({ ...sim.clientConfig(), region: "us-east-1" });
+      await admin.call("s3", "HeadBucket", { Bucket: bucket });
+      admin.destroy();
+      // Everything else of the run is gone.
+      expect(await labResources(sim.clientConfig())).toEqual([`bucket ${bucket}`]);
+    });
+  }, 60_000);
+});

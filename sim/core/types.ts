@@ -46,6 +46,11 @@ export interface Principal {
   roleName?: string;
   sessionName?: string;
   sessionIssuedAt?: string;
+  /**
+   * For role sessions made with session policies (AssumeRole `Policy`, `PolicyArns`): the policy
+   * documents, which limit what the role's policies grant the session. Undefined without any.
+   */
+  sessionPolicies?: readonly string[];
   /** For IAM users. */
   userName?: string;
   /** For AWS services calling on their own behalf, e.g. `cloudtrail.amazonaws.com`. */

@@ -4,7 +4,7 @@
  * logic for the two cases the simulator needs.
  */
 
-import type { Policy } from "./document.js";
+import { type Policy, parsePolicy } from "./document.js";
 import { EvalContext, type EvalRequest, scanPolicy } from "./evaluate.js";
 
 export interface AuthzInput {
@@ -17,11 +17,33 @@ export interface AuthzInput {
   mode: "default" | "kms";
 }
 
+/** The kinds of policy AWS's denial messages name. */
+export type PolicyType = "identity" | "resource" | "session";
+
 export interface AuthzResult {
   allowed: boolean;
-  explicitDeny?: "identity" | "resource";
+  explicitDeny?: PolicyType;
   /** When implicitly denied: which kind of policy lacked an Allow (AWS's denial message names it). */
-  missing?: "identity" | "resource";
+  missing?: PolicyType;
+}
+
+const POLICY_TYPE_NAMES: Record<PolicyType, string> = {
+  identity: "an identity-based policy",
+  resource: "a resource-based policy",
+  session: "a session policy",
+};
+
+/**
+ * The end of AWS's denial message, after "User: <arn> is not authorized to perform: <action> on
+ * resource: <resource>": which kind of policy denied, or lacked an Allow. The identity- and
+ * resource-based wordings are AWS's (aws-subset §1.5, §2.3); "a session policy" follows the same
+ * pattern for the policy type AWS's troubleshooting guide lists, its exact words unconfirmed.
+ * https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html
+ */
+export function denialReason(result: Pick<AuthzResult, "explicitDeny" | "missing">, action: string): string {
+  if (result.explicitDeny) return `with an explicit deny in ${POLICY_TYPE_NAMES[result.explicitDeny]}`;
+  const kind = POLICY_TYPE_NAMES[result.missing ?? "identity"].replace(/^an? /, "");
+  return `because no ${kind} allows the ${action} action`;
 }
 
 /**
@@ -53,12 +75,25 @@ export function authorize(input: AuthzInput): AuthzResult {
     if (scan.deny) return { allowed: false, explicitDeny: "identity" };
     if (scan.direct || scan.account) identityAllows = true;
   }
+  // A role session's session policies: an explicit Deny in one denies, and without an Allow in one
+  // nothing but a resource policy naming the session itself grants the session anything.
+  let sessionAllows = true;
+  if (p.sessionPolicies) {
+    sessionAllows = false;
+    for (const text of p.sessionPolicies) {
+      const scan = scanPolicy(parsePolicy(text, "identity"), ctx);
+      if (scan.deny) return { allowed: false, explicitDeny: "session" };
+      if (scan.direct || scan.account) sessionAllows = true;
+    }
+  }
   let direct = false;
+  let namesSession = false;
   let viaAccount = false;
   if (resourcePolicy) {
     const scan = scanPolicy(resourcePolicy, ctx);
     if (scan.deny) return { allowed: false, explicitDeny: "resource" };
     direct = scan.direct !== undefined;
+    namesSession = scan.session !== undefined;
     viaAccount = scan.account !== undefined;
   }
 
@@ -67,14 +102,21 @@ export function authorize(input: AuthzInput): AuthzResult {
   if (mode === "default" && p.type === "Root") identityAllows = true;
 
   const crossAccount = p.accountId !== resourceAccountId;
+  let result: AuthzResult;
   if (crossAccount) {
     if (!direct && !viaAccount) return { allowed: false, missing: "resource" };
-    return identityAllows ? { allowed: true } : { allowed: false, missing: "identity" };
-  }
-  if (mode === "default")
-    return identityAllows || direct ? { allowed: true } : { allowed: false, missing: "identity" };
-  if (direct || (viaAccount && identityAllows)) return { allowed: true };
-  return { allowed: false, missing: viaAccount ? "identity" : "resource" };
+    result = identityAllows ? { allowed: true } : { allowed: false, missing: "identity" };
+  } else if (mode === "default")
+    result = identityAllows || direct ? { allowed: true } : { allowed: false, missing: "identity" };
+  else if (direct || (viaAccount && identityAllows)) result = { allowed: true };
+  else result = { allowed: false, missing: viaAccount ? "identity" : "resource" };
+  if (sessionAllows) return result;
+  // Session policies limit what the role's identity policies and a resource policy naming the role
+  // (or the account, or everyone) grant; a resource policy naming the session's own ARN is added
+  // after the session was made, unlimited by them (within the account).
+  // https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies.html#policies_session
+  if (namesSession && !crossAccount) return { allowed: true };
+  return result.allowed ? { allowed: false, missing: "session" } : result;
 }
 
 /**
@@ -89,8 +131,5 @@ export function identityDenial(
 ): string | undefined {
   const result = authorize({ req, identityPolicies, resourceAccountId: accountId, mode: "default" });
   if (result.allowed) return undefined;
-  const why = result.explicitDeny
-    ? "with an explicit deny in an identity-based policy"
-    : `because no identity-based policy allows the ${req.action} action`;
-  return `User: ${req.principal.arn} is not authorized to perform: ${req.action} on resource: ${req.resource} ${why}`;
+  return `User: ${req.principal.arn} is not authorized to perform: ${req.action} on resource: ${req.resource} ${denialReason(result, req.action)}`;
 }

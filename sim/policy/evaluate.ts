@@ -227,15 +227,21 @@ function applies(s: CompiledStatement, ctx: EvalContext): PrincipalMatch {
   return who;
 }
 
-/** The raw outcome of one policy: the first matching Deny, and the first direct / delegated Allow. */
+/**
+ * The raw outcome of one policy: the first matching Deny, the first direct / delegated Allow, and
+ * the first Allow that names the caller's role session by its own ARN (`session`, also `direct`).
+ */
 export interface Scan {
   deny?: CompiledStatement;
   direct?: CompiledStatement;
+  session?: CompiledStatement;
   account?: CompiledStatement;
 }
 
 export function scanPolicy(policy: Policy, ctx: EvalContext): Scan {
   const out: Scan = {};
+  // Only a session with session policies tells an Allow naming its session ARN from one naming its role.
+  const bySession = ctx.req.principal.sessionPolicies !== undefined;
   for (const s of compiledStatements(policy)) {
     if (s.deny) {
       if (applies(s, ctx)) {
@@ -244,9 +250,13 @@ export function scanPolicy(policy: Policy, ctx: EvalContext): Scan {
       }
       continue;
     }
-    if (out.direct) continue; // a direct Allow is already known; only a Deny can change the outcome
+    // A direct Allow is already known (naming the session, if that matters): only a Deny can change the outcome.
+    if (out.direct && (out.session || !bySession)) continue;
     const who = applies(s, ctx);
-    if (who === "direct") out.direct = s;
+    if (who === "session") {
+      out.session = s;
+      out.direct ??= s;
+    } else if (who === "direct") out.direct ??= s;
     else if (who === "account") out.account ??= s;
   }
   return out;

@@ -3,7 +3,14 @@
  * policies, evaluation of one policy, and the authorisation decision combining them.
  */
 
-export { type AuthzInput, type AuthzResult, authorize, identityDenial } from "./authorize.js";
+export {
+  type AuthzInput,
+  type AuthzResult,
+  authorize,
+  denialReason,
+  identityDenial,
+  type PolicyType,
+} from "./authorize.js";
 export {
   type ConditionBlock,
   type Policy,

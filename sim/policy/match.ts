@@ -183,11 +183,12 @@ export function resolveGlob(
 // Principals
 
 /**
- * How a principal entry matched: `direct` names the caller (or everyone); `account` names the
+ * How a principal entry matched: `direct` names the caller (or everyone); `session` names a role
+ * session by its own ARN (a direct match that session policies do not limit); `account` names the
  * caller's account, which for a resource policy only delegates the decision to the caller's own
  * IAM policies. The account's root user is named *directly* by its account.
  */
-export type PrincipalMatch = "direct" | "account" | false;
+export type PrincipalMatch = "direct" | "session" | "account" | false;
 export type PrincipalMatcher = (p: Principal) => PrincipalMatch;
 
 const ACCOUNT_ROOT = /^arn:aws[a-z-]*:iam::(\d{12}):root$/;
@@ -215,7 +216,7 @@ export function compilePrincipal(type: string, name: string): PrincipalMatcher {
   // A role ARN covers every session of the role.
   if (ROLE_ARN.test(name)) return (p) => (p.type === "AssumedRole" && p.roleArn === name ? "direct" : false);
   if (USER_ARN.test(name)) return (p) => (p.type === "IAMUser" && p.arn === name ? "direct" : false);
-  if (SESSION_ARN.test(name)) return (p) => (p.type === "AssumedRole" && p.arn === name ? "direct" : false);
+  if (SESSION_ARN.test(name)) return (p) => (p.type === "AssumedRole" && p.arn === name ? "session" : false);
   // Unique ids: what a stored policy shows once the named role or user was deleted. They match the
   // entity that had the id, never a re-created namesake (which gets a new id).
   if (name.startsWith("AROA"))
@@ -234,8 +235,8 @@ export function compilePrincipalMap(map: PrincipalMap): PrincipalMatcher {
     let best: PrincipalMatch = false;
     for (const m of matchers) {
       const r = m(p);
-      if (r === "direct") return r;
-      if (r) best = r;
+      if (r === "session") return r;
+      if (r === "direct" || (r && !best)) best = r;
     }
     return best;
   };
@@ -243,27 +244,43 @@ export function compilePrincipalMap(map: PrincipalMap): PrincipalMatcher {
 
 /**
  * Compiles a NotPrincipal element: true when the caller is *excluded* (the statement does not apply).
- * As AWS documents for `NotPrincipal` with `Deny`, a request is checked for the caller and for its
- * account: naming a user, role or session excludes it only if its account is named too (the
- * account root ARN or id); naming the account alone excludes only the root user. `*` excludes
- * everyone; a service principal is excluded by its name.
+ * As AWS documents for `NotPrincipal` with `Deny`, a request is checked against each identity it
+ * acts for: a user against its account and itself; a role session against its account, its role
+ * and itself, the session being "identified by the role session name" — its session ARN. So a
+ * user is excluded only if the element names it and its account (the root ARN or the account id);
+ * a role session only if it names the session's ARN, the role's ARN and the account: a role's ARN
+ * alone exempts none of its sessions (AWS says a missing role or account "might" deny; the
+ * simulator takes the strict reading). Naming the account alone excludes only its root user; `*`
+ * excludes everyone; a service principal is excluded by its name.
+ * https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html
  */
 export function compileNotPrincipal(map: PrincipalMap): (p: Principal) => boolean {
   const entities: PrincipalMatcher[] = [];
   const accounts: PrincipalMatcher[] = [];
+  const roles = new Set<string>();
   let everyone = false;
   for (const [type, names] of Object.entries(map) as Array<[string, string[] | undefined]>)
     for (const n of names ?? []) {
       if (type === "AWS" && n === "*") everyone = true;
       else if (type === "AWS" && (/^\d{12}$/.test(n) || ACCOUNT_ROOT.test(n)))
         accounts.push(compilePrincipal(type, n));
-      else entities.push(compilePrincipal(type, n));
+      else {
+        if (type === "AWS" && ROLE_ARN.test(n)) roles.add(n);
+        entities.push(compilePrincipal(type, n));
+      }
     }
   const named = (list: PrincipalMatcher[], p: Principal) => list.some((m) => m(p) !== false);
   return (p) => {
     if (everyone) return true;
     if (p.type === "Root") return named(accounts, p);
     if (p.type === "AWSService" || p.type === "Anonymous") return named(entities, p);
+    if (p.type === "AssumedRole")
+      return (
+        entities.some((m) => m(p) === "session") &&
+        p.roleArn !== undefined &&
+        roles.has(p.roleArn) &&
+        named(accounts, p)
+      );
     return named(entities, p) && named(accounts, p);
   };
 }

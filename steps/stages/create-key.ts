@@ -42,6 +42,46 @@ const READ_DATA = lit({
   ],
 });
 
+/**
+ * JSONata: the caller's own ARN as a key policy can name it, or null. A user's or the root's ARN
+ * is the caller's; a role session (`arn:aws:sts::<acct>:assumed-role/<role>/<session>`) is named by
+ * its role, whose ARN carries the role's path (IAM Identity Center's roles live under
+ * `/aws-reserved/sso.amazonaws.com/`), which the session ARN leaves out: only GetRole gives it
+ * (`$callerRoleArn`). Rebuilt from the session ARN it would name a role that does not exist, which
+ * KMS refuses ("Policy contains a statement with one or more invalid principals").
+ * https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-arns
+ */
+export const ADMIN_ARN = `($type($callerRole) = "string" ? $callerRoleArn : $callerArn)`;
+
+const KEY_ADMINISTRATORS = lit({
+  Sid: "Allow access for Key Administrators",
+  Effect: "Allow",
+  Principal: { AWS: raw(ADMIN_ARN) },
+  Action: [
+    "kms:Create*",
+    "kms:Describe*",
+    "kms:Enable*",
+    "kms:List*",
+    "kms:Put*",
+    "kms:Update*",
+    "kms:Revoke*",
+    "kms:Disable*",
+    "kms:Get*",
+    "kms:Delete*",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+  ],
+  Resource: "*",
+});
+
+/**
+ * The console's key policy: the account root (which lets IAM policies grant use of the key), the
+ * caller as key administrator — left out when the caller's ARN is not known (a role session that
+ * may not read its role): the root statement then lets the caller's IAM policies administer the
+ * key, and the key's description says so — and the key-user role as key user.
+ */
 export const KEY_POLICY = lit({
   Version: "2012-10-17",
   Id: "kmslab-key-policy",
@@ -53,28 +93,7 @@ export const KEY_POLICY = lit({
       Action: "kms:*",
       Resource: "*",
     },
-    {
-      Sid: "Allow access for Key Administrators",
-      Effect: "Allow",
-      Principal: { AWS: raw("$adminArn") },
-      Action: [
-        "kms:Create*",
-        "kms:Describe*",
-        "kms:Enable*",
-        "kms:List*",
-        "kms:Put*",
-        "kms:Update*",
-        "kms:Revoke*",
-        "kms:Disable*",
-        "kms:Get*",
-        "kms:Delete*",
-        "kms:TagResource",
-        "kms:UntagResource",
-        "kms:ScheduleKeyDeletion",
-        "kms:CancelKeyDeletion",
-      ],
-      Resource: "*",
-    },
+    raw(`$type(${ADMIN_ARN}) = "string" ? ${KEY_ADMINISTRATORS} : undefined`),
     {
       Sid: "Allow use of the key",
       Effect: "Allow",
@@ -100,11 +119,23 @@ export const createKey: StageDef = {
       {
         assign: {
           callerArn: x("$states.result.Arn"),
-          // A role session administers the key as its role: session ARNs do not belong in key policies.
-          adminArn: x(
-            `$contains($states.result.Arn, ":assumed-role/") ? "arn:aws:iam::" & $states.result.Account & ":role/" & $split($states.result.Arn, "/")[1] : $states.result.Arn`,
+          callerRole: x(
+            `$contains($states.result.Arn, ":assumed-role/") ? $split($states.result.Arn, "/")[1] : null`,
           ),
         },
+      },
+    ),
+    call(
+      "callerRole",
+      "read the caller's role (its ARN has the path its session's ARN leaves out)",
+      "iam",
+      "GetRole",
+      { RoleName: x("$callerRole") },
+      {
+        when: `$type($callerRole) = "string"`,
+        // Never a guessed ARN: a caller that may not read its role is left to the root statement.
+        tolerate: ["AccessDenied"],
+        assign: { callerRoleArn: x("$states.result.Role.Arn") },
       },
     ),
     call(
@@ -248,7 +279,9 @@ export const createKey: StageDef = {
       "kms",
       "CreateKey",
       {
-        Description: x(`"kmslab lab key (run " & $runId & ")"`),
+        Description: x(
+          `"kmslab lab key (run " & $runId & ")" & ($type(${ADMIN_ARN}) = "string" ? "" : "; no key administrators statement: iam:GetRole on the caller's role " & $callerRole & " was denied, so the account's IAM policies administer the key")`,
+        ),
         KeyUsage: "ENCRYPT_DECRYPT",
         KeySpec: "SYMMETRIC_DEFAULT",
         Policy: x(`$string(${KEY_POLICY})`),

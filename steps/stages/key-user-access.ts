@@ -1,4 +1,15 @@
-import { call, check, must, POLICY_NAMES_ROLE, POLICY_WITHOUT_ROLE, poll, ROLE_ARN, x } from "../build.js";
+import {
+  call,
+  check,
+  must,
+  POLICY_NAMES_ROLE,
+  POLICY_WITHOUT_ROLE,
+  policyAllows,
+  poll,
+  ROLE_ARN,
+  ROOT_CANNOT_ASSUME,
+  x,
+} from "../build.js";
 import { ANY_ERROR, type CallStep, type StageDef } from "../dsl.js";
 import { objectExists } from "./buckets.js";
 import { describeKeyByAlias } from "./sse-kms-upload.js";
@@ -117,6 +128,22 @@ export const keyUserAccess: StageDef = {
   points: 20,
   dependsOn: ["create-key", "sse-kms-upload"],
   precondition: [
+    call(
+      "caller",
+      "find out who is calling",
+      "sts",
+      "GetCallerIdentity",
+      {},
+      { assign: { callerArn: x("$states.result.Arn") } },
+    ),
+    // AWS refuses AssumeRole to the root user at once ("Roles may not be assumed by root
+    // accounts."): nothing to wait for, and the learner needs another identity.
+    must(
+      "notRoot",
+      "the caller is not the account's root user (who cannot act as the key user)",
+      `$callerArn != "arn:aws:iam::" & $params.account & ":root"`,
+      JSON.stringify(ROOT_CANNOT_ASSUME),
+    ),
     describeKeyByAlias,
     must(
       "keyEnabled",
@@ -176,11 +203,17 @@ export const keyUserAccess: StageDef = {
         assign: { labPolicy: x("$decodeUrlComponent($states.result.PolicyDocument)") },
       },
     ),
+    // An IAM policy that allows the role kms:Decrypt on the key is a second path to it (through the
+    // key policy's root statement): taking the role out of the key-users statement would change
+    // nothing. Only the lab's own policy is read; any other policy is refused unread.
     must(
       "noIamPath",
       "the role has no IAM path to the key",
-      `$count($attached) = 0 and $count($inline[$ != "kmslab-read-lab-data"]) = 0 and $not($contains($string($labPolicy), "kms:"))`,
-      `"the role " & $params.keyUserRole & " has IAM policies besides the lab's (or KMS permissions in it): removing it from the key policy would not revoke its access"`,
+      `$count($attached) = 0 and $count($inline[$ != "kmslab-read-lab-data"]) = 0
+        and $not($type($labPolicy) = "string" and ${policyAllows("$parse($labPolicy)", `"kms:Decrypt"`, "$key.Arn")})`,
+      `"the role " & $params.keyUserRole & ($count($attached) + $count($inline[$ != "kmslab-read-lab-data"]) > 0
+        ? " has IAM policies besides the lab's (" & $join($append($attached.PolicyName, $inline[$ != "kmslab-read-lab-data"]), ", ") & ")"
+        : "'s policy kmslab-read-lab-data allows kms:Decrypt on the key") & ": removing it from the key policy would not revoke its access; take those permissions away first"`,
     ),
     readKeyPolicy,
     must(

@@ -65,7 +65,12 @@ export async function labResources(config: Config): Promise<string[]> {
   try {
     const live = new Map<string, string>();
     for (const k of (await kms.send(new ListKeysCommand({}))).Keys ?? []) {
-      const meta = (await kms.send(new DescribeKeyCommand({ KeyId: k.KeyId }))).KeyMetadata!;
+      // Someone else's key, whose key policy does not admit the account: not the lab's.
+      const described = await kms
+        .send(new DescribeKeyCommand({ KeyId: k.KeyId }))
+        .catch((err: Error) => (err.name === "AccessDeniedException" ? undefined : Promise.reject(err)));
+      if (!described) continue;
+      const meta = described.KeyMetadata!;
       if (meta.KeyState === "PendingDeletion") continue;
       const tags = (await kms.send(new ListResourceTagsCommand({ KeyId: k.KeyId }))).Tags ?? [];
       const run = tags.find((t) => t.TagKey === "kmslab:run")?.TagValue;

@@ -213,10 +213,15 @@ function resources(r: CallRecord, account: Account): TrailEvent["resources"] {
     list.push({ accountId: acct, type: "AWS::S3::Bucket", ARN: `arn:aws:s3:::${bucket}` });
     return list;
   }
-  if (r.service === "iam" && typeof r.input.RoleName === "string")
-    return [
-      { accountId: acct, type: "AWS::IAM::Role", ARN: `arn:aws:iam::${acct}:role/${r.input.RoleName}` },
-    ];
+  if (r.service === "iam" && typeof r.input.RoleName === "string") {
+    // The role's ARN has its path: from the answer (CreateRole, GetRole) or the role as it is now; a
+    // role just deleted is named without it.
+    const arn =
+      (r.output as { Role?: { Arn?: string } } | undefined)?.Role?.Arn ??
+      account.iam.roleArn(r.input.RoleName) ??
+      `arn:aws:iam::${acct}:role/${r.input.RoleName}`;
+    return [{ accountId: acct, type: "AWS::IAM::Role", ARN: arn }];
+  }
   if (r.service === "sts" && typeof r.input.RoleArn === "string")
     return [{ accountId: acct, type: "AWS::IAM::Role", ARN: r.input.RoleArn }];
   return undefined;

@@ -69,6 +69,11 @@ export interface IamState {
   roles: Record<string, RoleRecord>;
   users: Record<string, UserRecord>;
   policies: Record<string, ManagedPolicyRecord>;
+  /**
+   * The account root user's access keys (AWS lets the root user have up to two; it strongly advises
+   * against any). Absent until the first is made.
+   */
+  rootAccessKeys?: AccessKeyRecord[];
 }
 
 export const emptyIamState = (): IamState => ({ roles: {}, users: {}, policies: {} });

@@ -166,8 +166,45 @@ export class IamService implements ServiceProvider {
     return { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey };
   }
 
-  /** A long-term access key and the user it authenticates as. */
+  /**
+   * An access key of the account's root user, made on first use: tests and demonstrations use it to
+   * call as root, which AWS allows but advises against (and which the lab cannot complete: AWS does
+   * not let the root user assume a role).
+   * https://docs.aws.amazon.com/IAM/latest/UserGuide/id_root-user_manage_add-key.html
+   */
+  rootCredentials(): { accessKeyId: string; secretAccessKey: string } {
+    this.state.rootAccessKeys ??= [];
+    let key = this.state.rootAccessKeys.find((k) => k.status === "Active");
+    if (!key) {
+      key = {
+        accessKeyId: ids.unique("AKIA"),
+        secretAccessKey: ids.secret(),
+        status: "Active",
+        createDate: this.account.now().toISOString(),
+      };
+      this.state.rootAccessKeys.push(key);
+      this.account.changed();
+    }
+    return { accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey };
+  }
+
+  /** A long-term access key and the user (or the account's root user) it authenticates as. */
   findAccessKey(id: string): { secretAccessKey: string; active: boolean; principal: Principal } | undefined {
+    const root = this.state.rootAccessKeys?.find((k) => k.accessKeyId === id);
+    if (root) {
+      const acct = this.account.accountId;
+      return {
+        secretAccessKey: root.secretAccessKey,
+        active: root.status === "Active",
+        principal: {
+          type: "Root",
+          arn: `arn:aws:iam::${acct}:root`,
+          accountId: acct,
+          userId: acct,
+          accessKeyId: id,
+        },
+      };
+    }
     const keyOf = (user: UserRecord | undefined) => user?.accessKeys.find((k) => k.accessKeyId === id);
     const hinted = this.userByKey.get(id);
     let user = hinted === undefined ? undefined : own(this.state.users, hinted);
@@ -219,9 +256,8 @@ export class IamService implements ServiceProvider {
     if (!entity) return [];
     const texts = [...Object.values(entity.inline)];
     for (const policyArn of entity.attached) {
-      const policy = this.managedPolicy(policyArn);
-      const version = policy?.versions.find((v) => v.versionId === policy.defaultVersionId);
-      if (version) texts.push(version.document);
+      const document = this.managedPolicyDocument(policyArn);
+      if (document !== undefined) texts.push(document);
     }
     const out: Policy[] = [];
     for (const text of texts) {
@@ -251,6 +287,36 @@ export class IamService implements ServiceProvider {
     return entity && this.isPropagated(entity) ? { uniqueId: entity.id } : undefined;
   }
 
+  /**
+   * The AWS principals a key, bucket or trust policy names, checked as AWS checks them when the
+   * policy is stored (aws-subset §1.4, §2.2, §4): `*` and accounts (an id or a root ARN) always
+   * pass; a user, role or role session of this account must exist and have propagated, named by its
+   * exact ARN — a role's path included — and a unique id (what a policy shows once its principal
+   * was deleted) must still be an entity's. `unknown` lists the names that fail; `foreign`, the
+   * other accounts' users, roles and sessions, which cannot be looked up here (each service says
+   * what it makes of them); `uniqueIds`, what each name of this account's users and roles resolves
+   * to (KMS keeps it, for when the principal is deleted).
+   */
+  checkPrincipals(policy: Policy): {
+    unknown: string[];
+    foreign: string[];
+    uniqueIds: Record<string, string>;
+  } {
+    const acct = this.account.accountId;
+    const out = { unknown: [] as string[], foreign: [] as string[], uniqueIds: {} as Record<string, string> };
+    for (const name of policyPrincipals(policy)) {
+      if (name === "*" || /^\d{12}$/.test(name) || /^arn:aws[a-z-]*:iam::\d{12}:root$/.test(name)) continue;
+      const arn = /^arn:aws[a-z-]*:(iam|sts)::(\d{12}):/.exec(name);
+      if (arn && arn[2] !== acct) out.foreign.push(name);
+      else if (arn) {
+        const resolved = this.resolvePrincipal(name);
+        if (!resolved) out.unknown.push(name);
+        else if (arn[1] === "iam") out.uniqueIds[name] = resolved.uniqueId;
+      } else if (this.arnForUniqueId(name) === undefined) out.unknown.push(name);
+    }
+    return out;
+  }
+
   /** The current ARN of a role or user by unique id (or the root for the account id); undefined once deleted. */
   arnForUniqueId(id: string): string | undefined {
     if (id === this.account.accountId) return `arn:aws:iam::${id}:root`;
@@ -258,6 +324,17 @@ export class IamService implements ServiceProvider {
       Object.values(this.state.roles).find((r) => r.id === id)?.arn ??
       Object.values(this.state.users).find((u) => u.id === id)?.arn
     );
+  }
+
+  /** A role's ARN (its path included) by name; undefined if there is no such role. */
+  roleArn(name: string): string | undefined {
+    return own(this.state.roles, name.toLowerCase())?.arn;
+  }
+
+  /** A managed policy's default version (an account's or AWS's), by ARN; undefined if there is none. */
+  managedPolicyDocument(policyArn: string): string | undefined {
+    const policy = this.managedPolicy(policyArn);
+    return policy?.versions.find((v) => v.versionId === policy.defaultVersionId)?.document;
   }
 
   /** A role by ARN for STS: only once it has propagated (a new role is not assumable at once). */
@@ -1065,7 +1142,8 @@ export class IamService implements ServiceProvider {
 
   /**
    * A trust policy must parse, and every principal of this account it names must exist (and have
-   * propagated): AWS refuses `Invalid principal in policy` otherwise.
+   * propagated): AWS refuses `Invalid principal in policy` otherwise. Other accounts' principals
+   * cannot be checked here and are accepted.
    */
   private parseTrust(text: string): Policy {
     let policy: Policy;
@@ -1074,15 +1152,13 @@ export class IamService implements ServiceProvider {
     } catch (err) {
       malformed(err);
     }
-    const inAccount = new RegExp(`^arn:aws:iam::${this.account.accountId}:(role|user)/`);
-    for (const principal of policyPrincipals(policy)) {
-      if (inAccount.test(principal) && !this.resolvePrincipal(principal))
-        throw new ServiceError(
-          "MalformedPolicyDocument",
-          `Invalid principal in policy: "AWS":"${principal}"`,
-          400,
-        );
-    }
+    const [unknown] = this.checkPrincipals(policy).unknown;
+    if (unknown !== undefined)
+      throw new ServiceError(
+        "MalformedPolicyDocument",
+        `Invalid principal in policy: "AWS":"${unknown}"`,
+        400,
+      );
     return policy;
   }
 

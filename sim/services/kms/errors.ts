@@ -1,4 +1,5 @@
 import { ServiceError } from "../../core/errors.js";
+import { type AuthzResult, denialReason } from "../../policy/index.js";
 
 /**
  * KMS's errors in AWS's words (aws-subset §1.7). Every KMS error is HTTP 400 except the dry-run
@@ -76,14 +77,10 @@ export function kmsAccessDenied(
   callerArn: string,
   action: string,
   resource: string,
-  reason: { explicitDeny?: "identity" | "resource"; missing?: "identity" | "resource" },
+  reason: Pick<AuthzResult, "explicitDeny" | "missing">,
 ): ServiceError {
-  const head = `User: ${callerArn} is not authorized to perform: ${action} on resource: ${resource}`;
-  let tail: string;
-  if (reason.explicitDeny === "resource") tail = " with an explicit deny in a resource-based policy";
-  else if (reason.explicitDeny === "identity") tail = " with an explicit deny in an identity-based policy";
-  else if (reason.missing === "identity")
-    tail = ` because no identity-based policy allows the ${action} action`;
-  else tail = ` because no resource-based policy allows the ${action} action`;
-  return new ServiceError("AccessDeniedException", head + tail);
+  return new ServiceError(
+    "AccessDeniedException",
+    `User: ${callerArn} is not authorized to perform: ${action} on resource: ${resource} ${denialReason(reason, action)}`,
+  );
 }

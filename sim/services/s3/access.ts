@@ -3,7 +3,7 @@ import { ServiceError } from "../../core/errors.js";
 import { type CallContext, globalContextKeys } from "../../core/service.js";
 import type { ContextKeys, Principal } from "../../core/types.js";
 import { splitOperator } from "../../policy/document.js";
-import { type AuthzResult, authorize, type Policy, parsePolicy } from "../../policy/index.js";
+import { type AuthzResult, authorize, denialReason, type Policy, parsePolicy } from "../../policy/index.js";
 import { S3Error } from "./codec.js";
 import type { BucketRecord } from "./model.js";
 import type { S3Service } from "./provider.js";
@@ -154,13 +154,7 @@ export function s3AccessDenied(
   const detailed = p.type !== "Anonymous" && p.type !== "AWSService" && p.accountId === svc.account.accountId;
   if (!detailed) return new ServiceError("AccessDenied", "Access Denied", 403);
   const head = `User: ${p.arn} is not authorized to perform: ${action} on resource: "${resource}"`;
-  let tail: string;
-  if (result.explicitDeny === "resource") tail = " with an explicit deny in a resource-based policy";
-  else if (result.explicitDeny === "identity") tail = " with an explicit deny in an identity-based policy";
-  else if (result.missing === "resource")
-    tail = ` because no resource-based policy allows the ${action} action`;
-  else tail = ` because no identity-based policy allows the ${action} action`;
-  return new ServiceError("AccessDenied", head + tail, 403);
+  return new ServiceError("AccessDenied", `${head} ${denialReason(result, action)}`, 403);
 }
 
 /**

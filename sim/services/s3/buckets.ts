@@ -1,7 +1,7 @@
 import { ServiceError } from "../../core/errors.js";
 import type { CallContext } from "../../core/service.js";
 import { localName, type XmlNode, xmlChild, xmlChildren } from "../../core/xml.js";
-import { type Policy, PolicyError, parsePolicy, policyPrincipals } from "../../policy/index.js";
+import { type Policy, PolicyError, parsePolicy } from "../../policy/index.js";
 import { compileGlob } from "../../policy/match.js";
 import {
   authorizeS3,
@@ -366,11 +366,8 @@ export function parseBucketPolicy(svc: S3Service, text: string, bucket: string):
     throw err;
   }
   checkPolicyResources(policy, bucket);
-  const acct = svc.account.accountId;
-  const local = new RegExp(`^arn:aws:(iam::${acct}:(user|role)/|sts::${acct}:assumed-role/)`);
-  for (const p of policyPrincipals(policy))
-    if (local.test(p) && !svc.account.iam.resolvePrincipal(p))
-      throw malformedPolicy("Invalid principal in policy");
+  if (svc.account.iam.checkPrincipals(policy).unknown.length > 0)
+    throw malformedPolicy("Invalid principal in policy");
   return policy;
 }
 

@@ -4,7 +4,7 @@ import { ServiceError } from "../../core/errors.js";
 import { type CallContext, globalContextKeys, type ServiceProvider } from "../../core/service.js";
 import type { Principal } from "../../core/types.js";
 import { int, list, str, struct, validate } from "../../core/validate.js";
-import { authorize, type EvalRequest, evaluatePolicy } from "../../policy/index.js";
+import { authorize, type EvalRequest, evaluatePolicy, PolicyError, parsePolicy } from "../../policy/index.js";
 
 /** One issued set of temporary credentials, JSON-safe (persisted so sessions survive a restart). */
 export interface SessionRecord {
@@ -18,6 +18,10 @@ export interface SessionRecord {
   roleName: string;
   sessionName: string;
   sourceIdentity?: string;
+  /** The inline session policy (AssumeRole `Policy`), as sent. */
+  policy?: string;
+  /** Managed session policies (AssumeRole `PolicyArns`): read when the session is used. */
+  policyArns?: string[];
 }
 
 export interface StsState {
@@ -32,8 +36,8 @@ const CHAINED_MAX_SECONDS = 3600;
 /**
  * STS: who am I, and role sessions. AssumeRole evaluates the role's trust policy against the
  * caller; temporary credentials (`ASIA...`) are stored here and looked up by the authenticator
- * through `findSession`. Session policies, policy ARNs and session tags are accepted but not
- * applied (a deliberate simplification).
+ * through `findSession`. Session policies (`Policy`, `PolicyArns`) limit the session's permissions
+ * (sim/policy/authorize.ts); session tags are accepted but not applied (a deliberate simplification).
  */
 export class StsService implements ServiceProvider {
   readonly service = "sts";
@@ -101,6 +105,8 @@ export class StsService implements ServiceProvider {
       DurationSeconds?: number;
       ExternalId?: string;
       SourceIdentity?: string;
+      Policy?: string;
+      PolicyArns?: { arn?: string }[];
     }>(
       input,
       {
@@ -130,6 +136,9 @@ export class StsService implements ServiceProvider {
         `User: ${caller.arn} is not authorized to perform: sts:AssumeRole on resource: ${req.RoleArn}`,
         403,
       );
+    // Not in AWS's documentation; the status, code and message as observed in real responses:
+    // https://github.com/cloudposse/terraform-aws-vpc-peering-multi-account/issues/106,
+    // https://github.com/double-break/spapi-php/issues/45
     if (caller.type === "Root")
       throw new ServiceError("AccessDenied", "Roles may not be assumed by root accounts.", 403);
     // A role that does not exist, or has not propagated yet, is refused like one whose trust policy
@@ -172,6 +181,9 @@ export class StsService implements ServiceProvider {
         400,
       );
 
+    const policyArns = this.sessionPolicyArns(req.PolicyArns);
+    if (req.Policy !== undefined) this.checkSessionPolicy(req.Policy);
+
     this.prune();
     const session: SessionRecord = {
       accessKeyId: ids.unique("ASIA"),
@@ -184,6 +196,8 @@ export class StsService implements ServiceProvider {
       roleName: role.name,
       sessionName: req.RoleSessionName,
       ...(req.SourceIdentity !== undefined ? { sourceIdentity: req.SourceIdentity } : {}),
+      ...(req.Policy !== undefined ? { policy: req.Policy } : {}),
+      ...(policyArns.length > 0 ? { policyArns } : {}),
     };
     this.state.sessions[session.accessKeyId] = session;
     const principal = this.sessionPrincipal(session);
@@ -199,6 +213,56 @@ export class StsService implements ServiceProvider {
     };
   }
 
+  /**
+   * The managed session policies' ARNs: each must be a managed policy that exists, in the role's
+   * account or AWS's. AWS's answer to one that does not exist is unconfirmed; the simulator refuses
+   * it (400 MalformedPolicyDocument) rather than make a session AWS might not.
+   */
+  private sessionPolicyArns(list: { arn?: string }[] | undefined): string[] {
+    const arns = (list ?? []).map((p) => p.arn ?? "");
+    if (arns.length > 10)
+      throw new ServiceError(
+        "ValidationError",
+        "1 validation error detected: Value at 'policyArns' failed to satisfy constraint: Member must have length less than or equal to 10",
+        400,
+      );
+    for (const arn of arns)
+      if (this.account.iam.managedPolicyDocument(arn) === undefined)
+        throw new ServiceError(
+          "MalformedPolicyDocument",
+          `Policy ${arn} does not exist or is not attachable.`,
+          400,
+        );
+    return arns;
+  }
+
+  /**
+   * An inline session policy is an identity policy (no Principal). The STS model names the error
+   * (MalformedPolicyDocument, 400); the message is the policy engine's reason, AWS's own unconfirmed.
+   */
+  private checkSessionPolicy(text: string): void {
+    try {
+      parsePolicy(text, "identity");
+    } catch (err) {
+      if (err instanceof PolicyError) throw new ServiceError("MalformedPolicyDocument", err.message, 400);
+      throw err;
+    }
+  }
+
+  /**
+   * The session policies as they stand now: the inline one, and the managed ones' default versions
+   * (a managed policy deleted since grants nothing). Undefined for a session made without any.
+   */
+  private sessionPolicies(s: SessionRecord): string[] | undefined {
+    if (s.policy === undefined && s.policyArns === undefined) return undefined;
+    const out = s.policy !== undefined ? [s.policy] : [];
+    for (const arn of s.policyArns ?? []) {
+      const text = this.account.iam.managedPolicyDocument(arn);
+      if (text !== undefined) out.push(text);
+    }
+    return out;
+  }
+
   private sessionPrincipal(s: SessionRecord): Principal {
     const acct = this.account.accountId;
     return {
@@ -212,6 +276,7 @@ export class StsService implements ServiceProvider {
       roleName: s.roleName,
       sessionName: s.sessionName,
       sessionIssuedAt: s.issuedAt,
+      sessionPolicies: this.sessionPolicies(s),
     };
   }
 
