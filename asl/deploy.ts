@@ -119,12 +119,15 @@ export async function deploy(o: DeployOptions): Promise<DeployResult> {
     const name = names[kind];
     const arn = existing.get(name);
     if (arn) {
-      await o.sfn.send(
-        new UpdateStateMachineCommand({
-          stateMachineArn: arn,
-          definition: definitions[kind],
-          roleArn: role.arn,
-        }),
+      // A role made again (deleted by hand) is new to Step Functions too.
+      await whileRoleIsNew(o, role.action === "created", () =>
+        o.sfn.send(
+          new UpdateStateMachineCommand({
+            stateMachineArn: arn,
+            definition: definitions[kind],
+            roleArn: role.arn,
+          }),
+        ),
       );
       machines[kind] = { name, arn, action: "updated" };
     } else {
@@ -198,34 +201,51 @@ async function putRole(
   return { arn, action };
 }
 
-/** "…is not authorized to assume the provided role": a new role IAM has not propagated yet. */
-const NOT_ASSUMABLE = /not authorized to assume the provided role/i;
+/**
+ * Step Functions cannot assume the role yet: a new role IAM has not propagated. AWS says (400
+ * AccessDeniedException) "Neither the global service principal states.amazonaws.com, nor the
+ * regional one is authorized to assume the provided role."; older answers "The principal
+ * states.amazonaws.com is not authorized to assume the provided role." Both end the same way.
+ */
+const NOT_ASSUMABLE = /authorized to assume the provided role/i;
 
-async function createMachine(
+/** CreateStateMachine, tried again while a role this deploy just made is not yet assumable. */
+function createMachine(
   o: DeployOptions,
   name: string,
   definition: string,
   roleArn: string,
   newRole: boolean,
 ): Promise<string> {
+  return whileRoleIsNew(o, newRole, async () => {
+    const out = await o.sfn.send(
+      new CreateStateMachineCommand({
+        name,
+        definition,
+        roleArn,
+        type: "STANDARD",
+        tags: [{ key: "kmslab:component", value: name }],
+      }),
+    );
+    return out.stateMachineArn!;
+  });
+}
+
+/**
+ * Runs `fn`, again after a back-off (2 s, doubling, at most 10 s) while Step Functions says it
+ * cannot assume a role just made, for at most `roleWaitMs` of waiting in all.
+ */
+async function whileRoleIsNew<T>(o: DeployOptions, newRole: boolean, fn: () => Promise<T>): Promise<T> {
   const sleep = o.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
-  const deadline = Date.now() + (newRole ? (o.roleWaitMs ?? 60_000) : 0);
+  const budget = newRole ? (o.roleWaitMs ?? 60_000) : 0;
+  let waited = 0;
   for (let delay = 2_000; ; delay = Math.min(10_000, delay * 2)) {
     try {
-      const out = await o.sfn.send(
-        new CreateStateMachineCommand({
-          name,
-          definition,
-          roleArn,
-          type: "STANDARD",
-          tags: [{ key: "kmslab:component", value: name }],
-        }),
-      );
-      return out.stateMachineArn!;
+      return await fn();
     } catch (err) {
-      const retry = NOT_ASSUMABLE.test((err as Error).message) && Date.now() + delay < deadline;
-      if (!retry) throw err;
+      if (!NOT_ASSUMABLE.test((err as Error).message) || waited + delay > budget) throw err;
       await sleep(delay);
+      waited += delay;
     }
   }
 }

@@ -1,11 +1,20 @@
 import { TRANSIENT_CODES } from "../machines/aws.js";
 import { retryPolicyFor } from "../machines/runner.js";
-import { ROLE_ARN, x } from "../steps/build.js";
-import type { CallStep, Check, PollStep, ProbeStep, RequireStep, StageDef, Step } from "../steps/dsl.js";
-import { evaluate } from "../steps/expr.js";
+import { PAGE_APPEND, ROLE_ARN, x } from "../steps/build.js";
+import {
+  ANY_ERROR,
+  type CallStep,
+  type Check,
+  type PollStep,
+  type ProbeStep,
+  type RequireStep,
+  type StageDef,
+  type Step,
+} from "../steps/dsl.js";
+import { evaluate, expressionBody, isExpression } from "../steps/expr.js";
 import { parseParams } from "../steps/params.js";
 import { allSteps, STAGES } from "../steps/registry.js";
-import { aslErrorName, camel, transientErrorNames } from "./sdk.js";
+import { aslErrorNames, camel, transientErrorNames } from "./sdk.js";
 import type { Catcher, Definition, Retrier, State } from "./types.js";
 
 /**
@@ -205,7 +214,8 @@ class Builder {
 
   call(step: CallStep, next: string, ctx: Ctx, origin?: Partial<StateOrigin>): string {
     const name = `${ctx.prefix}.${step.id}`;
-    const errors = (codes: string[]) => [...new Set(codes.map((c) => aslErrorName(step.service, c)))];
+    // Where Step Functions' name for an error is unsure (S3's AccessDenied), every name it may give.
+    const errors = (codes: string[]) => [...new Set(codes.flatMap((c) => aslErrorNames(step.service, c)))];
     const effect = step.effect !== undefined && ctx.trackEffects;
     const recorded = effect ? { effectsDone: x(`$append($effectsDone, ["${step.id}"])`) } : {};
     const catchers: Catcher[] = [];
@@ -249,14 +259,18 @@ class Builder {
     if (step.retry) {
       const key = `${ctx.stageId}.${step.id}`;
       const budget = this.shared.budgets.get(key) ?? 60;
-      retry.unshift({
-        ErrorEquals: errors(step.retry.errors),
+      const any = step.retry.errors.includes(ANY_ERROR);
+      const notYet: Retrier = {
+        ErrorEquals: any ? ["States.ALL"] : errors(step.retry.errors),
         IntervalSeconds: 2,
         BackoffRate: 2,
         MaxAttempts: attemptsWithin(budget),
         MaxDelaySeconds: 30,
         JitterStrategy: "FULL",
-      });
+      };
+      // States.ALL must be alone, in the last Retrier.
+      if (any) retry.push(notYet);
+      else retry.unshift(notYet);
     }
     const task: State = {
       Type: "Task",
@@ -272,7 +286,9 @@ class Builder {
       Next: next,
     };
     if (Object.keys(task.Assign as object).length === 0) delete task.Assign;
-    this.add(name, task, { stageId: ctx.stageId, phase: ctx.phase, stepId: step.id, ...origin });
+    const from: StateOrigin = { stageId: ctx.stageId, phase: ctx.phase, stepId: step.id, ...origin };
+    if (step.pages) this.pages(step, name, task, next, from);
+    else this.add(name, task, from);
     if (step.when === undefined) return name;
     const skipped = this.add(`${name} skipped`, {
       Type: "Pass",
@@ -285,6 +301,55 @@ class Builder {
       Comment: `whether to ${step.title}`,
       Choices: [{ Condition: x(`(${step.when}) = true`), Next: name }],
       Default: skipped,
+    });
+  }
+
+  /**
+   * A paged read (CallStep.pages) as Step Functions can make it: the Task, then a Choice that sends
+   * it again with the `NextToken` it answered, while there is one and fewer than `max` pages were
+   * read. Each Task appends what its page gives to the step's variables (PAGE_APPEND), as the local
+   * engine does page by page.
+   */
+  private pages(step: CallStep, name: string, task: State, next: string, from: StateOrigin): void {
+    if (step.expectError || step.effect)
+      throw new Error(`ASL export: ${name}: a paged read can neither expect an error nor be an effect`);
+    const v = varName(step.id);
+    const token = `${v}NextToken`;
+    const read = `${v}PagesRead`;
+    const more = `${name} more pages?`;
+    const again = `${name} next page`;
+    const assign = (first: boolean) => ({
+      ...Object.fromEntries(
+        Object.entries(step.assign ?? {}).map(([k, t]) => [
+          k,
+          x(PAGE_APPEND(first ? "[]" : `$${k}`, `(${expressionBody(t)})`)),
+        ]),
+      ),
+      [token]: x("$exists($states.result.NextToken) ? $states.result.NextToken : null"),
+      [read]: first ? 1 : x(`$${read} + 1`),
+    });
+    const args = step.args;
+    this.add(name, { ...task, Assign: assign(true), Next: more }, from);
+    this.add(
+      again,
+      {
+        ...structuredClone(task),
+        Comment: `${step.title} (the next page)`,
+        Arguments: isExpression(args)
+          ? x(`$merge([(${expressionBody(args)}), {"NextToken": $${token}}])`)
+          : { ...(args as Record<string, unknown>), NextToken: x(`$${token}`) },
+        Assign: assign(false),
+        Next: more,
+      },
+      from,
+    );
+    this.add(more, {
+      Type: "Choice",
+      Comment: `every page, at most ${step.pages!.max}`,
+      Choices: [
+        { Condition: x(`$type($${token}) = "string" and $${read} < ${step.pages!.max}`), Next: again },
+      ],
+      Default: next,
     });
   }
 
@@ -443,7 +508,11 @@ class Builder {
     const score = this.add(`${prefix} score`, {
       Type: "Pass",
       Comment: c.title,
-      Assign: { [variable]: x(`$max([0, $min([${c.points}, $number(${c.score})])])`) },
+      // A score that gives nothing is 0, as in the local engine (an array constructor would drop it,
+      // and $min of the points alone is full marks).
+      Assign: {
+        [variable]: x(`($s := $number(${c.score}); $exists($s) ? $max([0, $min([${c.points}, $s])]) : 0)`),
+      },
       Next: next,
     });
     // A read that fails scores the check 0, as in the local engine.

@@ -75,7 +75,8 @@ function needs(service: Service, action: string, args: Record<string, unknown>, 
   const keys = `arn:aws:kms:${n.region}:${n.account}:key/*`;
   const role = `arn:aws:iam::${n.account}:role/${n.keyUserRole}`;
   const trail = `arn:aws:cloudtrail:${n.region}:${n.account}:trail/${n.trailName}`;
-  const text = JSON.stringify(args.Bucket ?? "");
+  // Arguments may be one expression that builds the input (CreateBucket's): the bucket is named in it.
+  const text = JSON.stringify(typeof args === "string" ? args : (args.Bucket ?? ""));
   const fromRegistry = REGISTRY_VARIABLES.test(JSON.stringify(args));
   if (LISTINGS.has(`${service}:${action}`)) return [{ actions: [`${service}:${action}`], resources: ["*"] }];
   // A registry Task acts on any of its type's named resources; a stage's names its bucket.
@@ -103,6 +104,10 @@ function needs(service: Service, action: string, args: Record<string, unknown>, 
       return out;
     }
     case "kms": {
+      // Operations on no particular key take "*": "CreateKey, GenerateRandom, ListAliases, and
+      // ListKeys" (https://docs.aws.amazon.com/kms/latest/developerguide/cmks-in-iam-policies.html).
+      if (action === "ListAliases" || action === "ListKeys")
+        return [{ actions: [`kms:${action}`], resources: ["*"] }];
       if (action === "CreateKey") {
         const out: Need[] = [{ actions: ["kms:CreateKey"], resources: ["*"] }];
         if (args.Tags) out.push({ actions: ["kms:TagResource"], resources: [keys] });

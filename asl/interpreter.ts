@@ -231,11 +231,21 @@ class Execution {
     };
   }
 
-  private async value(template: unknown, bindings: Bindings): Promise<unknown> {
+  /**
+   * A field's value (`field` as Step Functions names it in its errors: `Arguments`, `Assign/x`,
+   * `Choices[0]/Condition`). An expression that fails, or that gives nothing for a field, fails the
+   * state with States.QueryEvaluationError, as Step Functions does: AWS does not leave the field
+   * out ("The JSONata expression '$states.input.x' specified for the field 'Arguments/Input/x'
+   * returned nothing (undefined).", https://states-language.net/#appendix-a).
+   */
+  private async value(template: unknown, bindings: Bindings, field: string): Promise<unknown> {
     try {
-      return await render(template, bindings);
+      return await render(template, bindings, field);
     } catch (err) {
-      throw new StatesError("States.QueryEvaluationError", (err as Error).message);
+      const state = (bindings.states as { context?: { State?: { Name?: string } } } | undefined)?.context
+        ?.State?.Name;
+      const where = state === undefined ? "" : `An error occurred while executing the state '${state}'. `;
+      throw new StatesError("States.QueryEvaluationError", `${where}${(err as Error).message}`);
     }
   }
 
@@ -243,10 +253,12 @@ class Execution {
     scope: Scope,
     assign: Record<string, unknown> | undefined,
     bindings: Bindings,
+    prefix = "",
   ): Promise<void> {
     if (!assign) return;
     const values: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(assign)) values[k] = await this.value(v, bindings);
+    for (const [k, v] of Object.entries(assign))
+      values[k] = await this.value(v, bindings, `${prefix}Assign/${k}`);
     scope.set(values);
   }
 
@@ -262,28 +274,29 @@ class Execution {
     switch (state.Type) {
       case "Pass": {
         const b = { ...vars(), states: this.states(name, input) };
-        const output = state.Output === undefined ? input : await this.value(state.Output, b);
+        const output = state.Output === undefined ? input : await this.value(state.Output, b, "Output");
         await this.assign(scope, state.Assign, b);
         return { output, next: next() };
       }
       case "Succeed": {
         const b = { ...vars(), states: this.states(name, input) };
-        return { output: state.Output === undefined ? input : await this.value(state.Output, b) };
+        return { output: state.Output === undefined ? input : await this.value(state.Output, b, "Output") };
       }
       case "Fail": {
         const b = { ...vars(), states: this.states(name, input) };
-        const error = String((await this.value(state.Error ?? "States.Fail", b)) ?? "");
-        const cause = String((await this.value(state.Cause ?? "", b)) ?? "");
+        const error = String((await this.value(state.Error ?? "States.Fail", b, "Error")) ?? "");
+        const cause = String((await this.value(state.Cause ?? "", b, "Cause")) ?? "");
         throw new StatesError(error, cause);
       }
       case "Choice": {
         const b = { ...vars(), states: this.states(name, input) };
-        for (const rule of state.Choices ?? []) {
-          const holds = await this.condition(rule.Condition, b);
+        for (const [i, rule] of (state.Choices ?? []).entries()) {
+          const holds = await this.condition(rule.Condition, b, `Choices[${i}]/Condition`);
           if (!holds) continue;
-          await this.assign(scope, rule.Assign, b);
+          await this.assign(scope, rule.Assign, b, `Choices[${i}]/`);
           return {
-            output: rule.Output === undefined ? input : await this.value(rule.Output, b),
+            output:
+              rule.Output === undefined ? input : await this.value(rule.Output, b, `Choices[${i}]/Output`),
             next: rule.Next,
           };
         }
@@ -295,9 +308,9 @@ class Execution {
       case "Wait": {
         const b = { ...vars(), states: this.states(name, input) };
         let ms = 0;
-        if (state.Seconds !== undefined) ms = Number(await this.value(state.Seconds, b)) * 1000;
+        if (state.Seconds !== undefined) ms = Number(await this.value(state.Seconds, b, "Seconds")) * 1000;
         else if (state.Timestamp !== undefined)
-          ms = Date.parse(String(await this.value(state.Timestamp, b))) - this.clock.now();
+          ms = Date.parse(String(await this.value(state.Timestamp, b, "Timestamp"))) - this.clock.now();
         if (!Number.isFinite(ms)) throw new StatesError("States.QueryEvaluationError", `${name}: bad wait`);
         if (ms > 0) await this.clock.sleep(ms, signal);
         if (signal?.aborted) {
@@ -306,7 +319,7 @@ class Execution {
         }
         await this.assign(scope, state.Assign, b);
         return {
-          output: state.Output === undefined ? input : await this.value(state.Output, b),
+          output: state.Output === undefined ? input : await this.value(state.Output, b, "Output"),
           next: next(),
         };
       }
@@ -319,8 +332,8 @@ class Execution {
     }
   }
 
-  private async condition(condition: string, b: Bindings): Promise<boolean> {
-    const v = isExpression(condition) ? await this.value(condition, b) : condition;
+  private async condition(condition: string, b: Bindings, field: string): Promise<boolean> {
+    const v = isExpression(condition) ? await this.value(condition, b, field) : condition;
     if (typeof v !== "boolean")
       throw new StatesError(
         "States.QueryEvaluationError",
@@ -349,7 +362,7 @@ class Execution {
               ? await this.parallel(name, state, b, scope, signal)
               : await this.map(name, state, b, scope, signal);
         const rb = { ...b, states: { ...(b.states as object), result } };
-        const output = state.Output === undefined ? result : await this.value(state.Output, rb);
+        const output = state.Output === undefined ? result : await this.value(state.Output, rb, "Output");
         await this.assign(scope, state.Assign, rb);
         return { output, next: state.End ? undefined : state.Next };
       } catch (err) {
@@ -371,8 +384,10 @@ class Execution {
         if (!catcher) throw err;
         const errorOutput = { Error: err.error, Cause: err.cause };
         const cb = { ...b, states: { ...(b.states as object), errorOutput } };
-        const output = catcher.Output === undefined ? errorOutput : await this.value(catcher.Output, cb);
-        await this.assign(scope, catcher.Assign, cb);
+        const at = `Catch[${(state.Catch ?? []).indexOf(catcher)}]/`;
+        const output =
+          catcher.Output === undefined ? errorOutput : await this.value(catcher.Output, cb, `${at}Output`);
+        await this.assign(scope, catcher.Assign, cb, at);
         return { output, next: catcher.Next };
       }
     }
@@ -388,13 +403,16 @@ class Execution {
   private async task(name: string, state: State, b: Bindings, signal?: AbortSignal): Promise<unknown> {
     if (!state.Resource) throw new Error(`${name}: a Task without Resource`);
     const resource = state.Resource;
-    const args = state.Arguments === undefined ? undefined : await this.value(state.Arguments, b);
+    const args =
+      state.Arguments === undefined ? undefined : await this.value(state.Arguments, b, "Arguments");
     const credentials =
       state.Credentials === undefined
         ? undefined
-        : ((await this.value(state.Credentials, b)) as { RoleArn: string });
+        : ((await this.value(state.Credentials, b, "Credentials")) as { RoleArn: string });
     const timeout =
-      state.TimeoutSeconds === undefined ? undefined : Number(await this.value(state.TimeoutSeconds, b));
+      state.TimeoutSeconds === undefined
+        ? undefined
+        : Number(await this.value(state.TimeoutSeconds, b, "TimeoutSeconds"));
     if (timeout !== undefined && !(Number.isInteger(timeout) && timeout > 0))
       throw new StatesError("States.Runtime", `${name}: TimeoutSeconds must be a positive integer`);
     this.emit({
@@ -467,7 +485,7 @@ class Execution {
     const input =
       state.Arguments === undefined
         ? (b.states as { input: unknown }).input
-        : await this.value(state.Arguments, b);
+        : await this.value(state.Arguments, b, "Arguments");
     const branches = state.Branches ?? [];
     this.emit({ type: "ParallelStateStarted", name });
     try {
@@ -495,11 +513,13 @@ class Execution {
     const processor = (state.ItemProcessor ?? state.Iterator) as Branchlike | undefined;
     if (!processor) throw new Error(`${name}: a Map without ItemProcessor`);
     const states = b.states as Record<string, unknown>;
-    const items = state.Items === undefined ? states.input : await this.value(state.Items, b);
+    const items = state.Items === undefined ? states.input : await this.value(state.Items, b, "Items");
     if (!Array.isArray(items))
       throw new StatesError("States.QueryEvaluationError", `${name}: Items must be an array`);
     const concurrency =
-      state.MaxConcurrency === undefined ? 0 : Number(await this.value(state.MaxConcurrency, b));
+      state.MaxConcurrency === undefined
+        ? 0
+        : Number(await this.value(state.MaxConcurrency, b, "MaxConcurrency"));
     this.emit({ type: "MapStateStarted", name, length: items.length });
     try {
       const out = await this.all(items.length, concurrency, signal, async (index, s) => {
@@ -510,7 +530,7 @@ class Execution {
         const itemInput =
           state.ItemSelector === undefined
             ? items[index]
-            : await this.value(state.ItemSelector, { ...b, states: { ...states, context } });
+            : await this.value(state.ItemSelector, { ...b, states: { ...states, context } }, "ItemSelector");
         this.emit({ type: "MapIterationStarted", name, index });
         try {
           const result = await this.branch(processor, itemInput, new Scope(scope), s);

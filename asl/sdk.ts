@@ -100,6 +100,7 @@ function walk(schema: Schema, value: unknown, path: string, problems: string[]):
  */
 export function aslErrorName(service: Service, code: string): string {
   const { module, prefix, base } = MODULES[service];
+  if (LATE_MODELLED[service]?.includes(code)) return `${prefix}.${prefix}Exception`;
   const Base = module[base] as (abstract new (...args: never[]) => unknown) | undefined;
   for (const name of [code, `${code}Exception`]) {
     const Class = module[name] as { prototype?: unknown } | undefined;
@@ -107,6 +108,23 @@ export function aslErrorName(service: Service, code: string): string {
       return `${prefix}.${name.endsWith("Exception") ? name : `${name}Exception`}`;
   }
   return `${prefix}.${prefix}Exception`;
+}
+
+/**
+ * Errors the pinned JS clients model but Step Functions' own SDK may not: S3's `AccessDenied` is a
+ * late addition to S3's model, and the Java SDK v2 (whose exception classes Step Functions' error
+ * names follow) has answered a 403 AccessDenied with its generic `S3Exception` — so a denial may be
+ * `S3.S3Exception` or `S3.AccessDeniedException`. Which one Step Functions gives today is
+ * unconfirmed: the simulated Step Functions gives the generic name (aslErrorName), and the export
+ * catches both (aslErrorNames).
+ */
+const LATE_MODELLED: Partial<Record<Service, string[]>> = { s3: ["AccessDenied"] };
+
+/** Every name Step Functions may give an error of that code: the one aslErrorName gives, and the other reading. */
+export function aslErrorNames(service: Service, code: string): string[] {
+  const name = aslErrorName(service, code);
+  if (!LATE_MODELLED[service]?.includes(code)) return [name];
+  return [name, `${MODULES[service].prefix}.${code.endsWith("Exception") ? code : `${code}Exception`}`];
 }
 
 /** Whether the SDK models an error of that code (so that Step Functions can name it apart). */

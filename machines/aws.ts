@@ -74,11 +74,52 @@ export class AwsError extends Error {
     this.name = "AwsError";
   }
 
-  /** Throttling and server errors: worth retrying with backoff. */
+  /** Throttling, server errors and broken connections: worth retrying with backoff. */
   get transient(): boolean {
-    return TRANSIENT_CODES.has(this.code) || (this.status !== undefined && this.status >= 500);
+    return (
+      TRANSIENT_CODES.has(this.code) ||
+      NETWORK_CODES.has(this.code) ||
+      (this.status !== undefined && this.status >= 500)
+    );
+  }
+
+  /**
+   * The call may have been made though no answer says so: the connection broke after it was sent
+   * (a reset, a timeout) or the service failed (5xx). Throttling and a connection never made
+   * (refused, no such host) are known not to have been made. A caller that sends a change again
+   * after such an error must expect to find it done (see StageRunner: "already exists" is then ours).
+   */
+  get outcomeUnknown(): boolean {
+    if (NETWORK_CODES.has(this.code)) return !NOT_CONNECTED.has(this.code);
+    return this.code === "TimeoutError" || this.code === "RequestTimeout" || (this.status ?? 0) >= 500;
   }
 }
+
+/**
+ * Node's connection errors, as the AWS SDK's own retry strategy classifies them
+ * (@smithy/service-error-classification: NODEJS_TIMEOUT_ERROR_CODES and NODEJS_NETWORK_ERROR_CODES;
+ * "socket hang up" is ECONNRESET). The engine turns the SDK's retries off (it retries and journals
+ * itself), so it must know them: one reset in a 20-minute run must not roll a stage back.
+ */
+export const NETWORK_CODES: ReadonlySet<string> = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+
+/** Connection errors that mean the request never left: nothing was done. */
+const NOT_CONNECTED: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
 
 /** Error codes that mean "try again later" (throttling, service errors); the ASL export retries the same. */
 export const TRANSIENT_CODES: ReadonlySet<string> = new Set([
@@ -226,10 +267,12 @@ export function toAwsError(err: unknown, service: Service, action: string): AwsE
   const e = err as {
     name?: string;
     Code?: string;
+    code?: string;
     message?: string;
     $metadata?: { httpStatusCode?: number };
   };
-  const code = e.Code ?? e.name ?? "Error";
+  // A broken connection has no AWS code: Node's (ECONNRESET...) names it.
+  const code = e.code && NETWORK_CODES.has(e.code) ? e.code : (e.Code ?? e.name ?? "Error");
   return new AwsError(code, e.message ?? String(err), e.$metadata?.httpStatusCode, service, action);
 }
 

@@ -1,8 +1,16 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { gunzipSync } from "node:zlib";
 import { DiskFullError } from "../lib/files.js";
-import { ROOT_CANNOT_ASSUME, RUN_TAG, STAGE_TAG } from "../steps/build.js";
-import type { CallStep, Check, PollStep, ProbeStep, Service, Step } from "../steps/dsl.js";
+import { PAGE_APPEND, ROOT_CANNOT_ASSUME, RUN_TAG, STAGE_TAG } from "../steps/build.js";
+import {
+  ANY_ERROR,
+  type CallStep,
+  type Check,
+  type PollStep,
+  type ProbeStep,
+  type Service,
+  type Step,
+} from "../steps/dsl.js";
 import { type Bindings, evaluate, render } from "../steps/expr.js";
 import type { ResolvedParams } from "../steps/params.js";
 import { AwsError, type Clients, type Credentials, isReadAction } from "./aws.js";
@@ -259,10 +267,26 @@ export class StageRunner {
         return;
       }
     }
-    const args = (await render(step.args, this.bindings())) as Record<string, unknown>;
-    let result: Record<string, unknown>;
+    // A field that evaluates to nothing fails the step, as it fails a Task in Step Functions.
+    const args = (await render(step.args, this.bindings(), "Arguments")) as Record<string, unknown>;
+    let pages: Record<string, unknown>[];
+    // Sent again after an attempt whose answer was lost (a reset connection, a 5xx): that attempt
+    // may have made the change. What is safe to send again: changes that set a state (PutKeyPolicy,
+    // PutObject, PutBucketTagging, StartLogging...) and deletions (their NotFound is tolerated) as
+    // they are; a create by name fails "already exists", and is then this run's (below, as after a
+    // crash); CreateKey has no name, so the key is looked for by the run's tags before a new one is made.
+    let resent = false;
+    const beforeResend = effect
+      ? async (err: AwsError): Promise<Record<string, unknown> | undefined> => {
+          if (!err.outcomeUnknown) return undefined;
+          resent = true;
+          if (step.action !== "CreateKey") return undefined;
+          const keyId = await this.findTaggedKey();
+          return keyId ? this.aws("kms", "DescribeKey", { KeyId: keyId }) : undefined;
+        }
+      : undefined;
     try {
-      result = await this.send(step, args);
+      pages = await this.send(step, args, beforeResend);
     } catch (err) {
       if (!(err instanceof AwsError)) throw err;
       if (step.expectError?.errors.includes(err.code)) {
@@ -277,8 +301,9 @@ export class StageRunner {
       if (exists?.errors.includes(err.code)) {
         await this.runSteps(exists.read, false);
         const owned = (await evaluate(`{% ${exists.owned} %}`, this.bindings())) === true;
-        // After an intent without a result the precondition had found the name free: what is there now is ours.
-        if (!owned && !recovering)
+        // After an intent without a result (a crash) or an attempt whose answer was lost, the
+        // precondition had found the name free: what is there now is ours.
+        if (!owned && !recovering && !resent)
           throw new StepError(
             step.id,
             `${step.title}: it already exists and was not made by this run (${err.code})`,
@@ -293,8 +318,31 @@ export class StageRunner {
       await this.assign(step.expectError.assign, undefined);
       return;
     }
-    const assigned = await this.assign(step.assign, { result });
+    const assigned = step.pages
+      ? await this.assignPages(step.assign ?? {}, pages)
+      : await this.assign(step.assign, { result: pages[0] });
     if (effect) await this.finishEffect(step, record, assigned);
+  }
+
+  /**
+   * A paged read's variables (CallStep.pages): each expression over each page's result, the values
+   * appended page by page with JSONata's own `$append`, as the exported Choice loop assigns them.
+   */
+  private async assignPages(
+    assign: Record<string, string>,
+    pages: Record<string, unknown>[],
+  ): Promise<Bindings> {
+    const out: Bindings = {};
+    for (const [name, template] of Object.entries(assign)) {
+      let list: unknown = [];
+      for (const result of pages) {
+        const value = await render(template, this.bindings({ states: { result } }));
+        list = await evaluate(`{% ${PAGE_APPEND("$list", "$value")} %}`, { list, value });
+      }
+      out[name] = list ?? null;
+    }
+    Object.assign(this.vars, out);
+    return out;
   }
 
   /** The key this run's stage created, by its tags (ListKeys, then ListResourceTags per key). */
@@ -330,14 +378,23 @@ export class StageRunner {
     });
   }
 
-  /** One call with the engine's retries: transient errors always, the step's own "not yet" errors within budget. */
-  private async send(step: CallStep, args: Record<string, unknown>): Promise<Record<string, unknown>> {
+  /**
+   * One call with the engine's retries: transient errors always, the step's own "not yet" errors
+   * within budget. `beforeResend` sees each error before the call is sent again, and may answer for
+   * it (the key an attempt whose answer was lost had made).
+   */
+  private async send(
+    step: CallStep,
+    args: Record<string, unknown>,
+    beforeResend?: (err: AwsError) => Promise<Record<string, unknown> | undefined>,
+  ): Promise<Record<string, unknown>[]> {
     const started = this.now();
     const budgetMs = step.retry
       ? Number(await evaluate(`{% ${step.retry.budgetSeconds} %}`, this.bindings())) * 1000
       : 0;
     const notYet = (err: AwsError) =>
-      step.retry?.errors.includes(err.code) === true && this.now() - started < budgetMs;
+      (step.retry?.errors.includes(err.code) === true || step.retry?.errors.includes(ANY_ERROR) === true) &&
+      this.now() - started < budgetMs;
     const page = (input: Record<string, unknown>) =>
       this.retrying(
         step.id,
@@ -347,27 +404,30 @@ export class StageRunner {
         },
         notYet,
         retryPolicyFor(step.service, step.action, this.retryPolicy),
+        beforeResend,
       );
-    const first = await page(args);
-    if (!step.pages) return first;
-    // Later pages are joined into the first: a shared account's history is longer than one page.
-    const items = step.pages.items;
-    const joined = [...((first[items] as unknown[] | undefined) ?? [])];
-    let token = first.NextToken as string | undefined;
+    const pages = [await page(args)];
+    if (!step.pages) return pages;
+    // A shared account's history is longer than one page: the next ones, up to `max`.
+    let token = pages[0]!.NextToken as string | undefined;
     for (let n = 1; token && n < step.pages.max; n++) {
       const next = await page({ ...args, NextToken: token });
-      joined.push(...((next[items] as unknown[] | undefined) ?? []));
+      pages.push(next);
       token = next.NextToken as string | undefined;
     }
-    return { ...first, [items]: joined, NextToken: token };
+    return pages;
   }
 
-  /** Runs `fn`, retrying throttling and 5xx (and what `notYet` accepts) with backoff and full jitter. */
+  /**
+   * Runs `fn`, retrying throttling, 5xx and broken connections (and what `notYet` accepts) with
+   * backoff and full jitter; `beforeResend` may answer instead of a next attempt.
+   */
   private async retrying<T>(
     stepId: string,
     fn: () => Promise<T>,
     notYet: (err: AwsError) => boolean = () => false,
     policy: RetryPolicy = this.retryPolicy,
+    beforeResend?: (err: AwsError) => Promise<T | undefined>,
   ): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -375,6 +435,8 @@ export class StageRunner {
       } catch (err) {
         if (!(err instanceof AwsError)) throw err;
         if (!notYet(err) && !(err.transient && attempt < policy.maxAttempts)) throw err;
+        const answered = await beforeResend?.(err);
+        if (answered !== undefined) return answered;
         const delayMs = backoffDelay(policy, attempt);
         this.hooks.progress?.({
           kind: "retry",
@@ -447,7 +509,7 @@ export class StageRunner {
   }
 
   private async runProbe(step: ProbeStep): Promise<void> {
-    const args = (await render(step.args, this.bindings())) as Record<string, string>;
+    const args = (await render(step.args, this.bindings(), "Arguments")) as Record<string, string>;
     const result =
       step.probe === "unsignedGet" ? await this.unsignedGet(args) : await this.readLogFiles(args);
     await this.assign(step.assign, { result });

@@ -21,6 +21,8 @@ import { StsService } from "./services/sts/provider.js";
 export interface AccountOptions {
   /** New IAM principals are not usable (AssumeRole, key/bucket policies) for this long. */
   propagationDelayMs: number;
+  /** A key policy put with PutKeyPolicy takes effect this long after (the one before holds meanwhile). */
+  keyPolicyPropagationMs: number;
   /** An event shows in CloudTrail's LookupEvents this long after its call. */
   trailLookupDelayMs: number;
   /** A logging trail delivers a log file of its pending records this often (AWS: about 5 minutes). */
@@ -32,18 +34,23 @@ export interface AccountOptions {
 export const PROFILES: Record<string, AccountOptions> = {
   instant: {
     propagationDelayMs: 0,
+    keyPolicyPropagationMs: 0,
     trailLookupDelayMs: 0,
     trailDeliveryIntervalMs: 0,
     trailLookupsPerSecond: 2,
   },
   standard: {
     propagationDelayMs: 0,
+    keyPolicyPropagationMs: 0,
     trailLookupDelayMs: 1_000,
     trailDeliveryIntervalMs: 1_000,
     trailLookupsPerSecond: 2,
   },
   realistic: {
     propagationDelayMs: 8_000,
+    // About what a lab run on AWS saw (a key user taken out kept decrypting for ~40 s); AWS says
+    // only "within seconds, ... in some cases several minutes".
+    keyPolicyPropagationMs: 40_000,
     trailLookupDelayMs: 180_000,
     trailDeliveryIntervalMs: 300_000,
     trailLookupsPerSecond: 2,

@@ -5,7 +5,10 @@
  *
  * Spec syntax (flag `--faults`, env `KMSLAB_SIM_FAULTS`), rules separated by `;`:
  *   `kms.Encrypt:throttle=0.2,5xx=0.05,latency=20` · `iam:throttle=0.1` · `*:latency=5` ·
- *   `cloudtrail.CreateTrail:deny=1` (AccessDenied, as a service control policy's explicit deny)
+ *   `cloudtrail.CreateTrail:deny=1` (AccessDenied, as a service control policy's explicit deny) ·
+ *   `s3.CreateBucket:reset=1,count=1` (the connection is reset once the call has been made: it took
+ *   effect, its answer is lost — what a client sees as ECONNRESET / "socket hang up")
+ * `count=N` makes a rule inject at most N faults, then let calls through.
  * The most specific rule wins (service.Operation over service over `*`).
  */
 export interface FaultRule {
@@ -13,10 +16,14 @@ export interface FaultRule {
   error5xx?: number;
   /** Probability of an access denial, as an organisation's service control policy would cause. */
   deny?: number;
+  /** Probability that the connection is reset after the call took effect (the answer is lost). */
+  reset?: number;
   latencyMs?: number;
+  /** At most this many faults from this rule (latency aside); unlimited when absent. */
+  count?: number;
 }
 
-export type FaultDecision = { kind: "none" | "throttle" | "5xx" | "deny"; latencyMs: number };
+export type FaultDecision = { kind: "none" | "throttle" | "5xx" | "deny" | "reset"; latencyMs: number };
 
 export class FaultSpecError extends Error {}
 
@@ -52,16 +59,24 @@ export class FaultInjector {
         const n = Number(v);
         if (!v || Number.isNaN(n))
           throw new FaultSpecError(`fault setting "${pair.trim()}" needs a number, e.g. throttle=0.2`);
-        if (k === "throttle" || k === "5xx" || k === "deny") {
+        if (k === "throttle" || k === "5xx" || k === "deny" || k === "reset") {
           if (n < 0 || n > 1) throw new FaultSpecError(`fault probability ${k}=${v} must be between 0 and 1`);
           if (k === "throttle") rule.throttle = n;
           else if (k === "deny") rule.deny = n;
+          else if (k === "reset") rule.reset = n;
           else rule.error5xx = n;
         } else if (k === "latency") {
           if (n < 0 || n > 60_000)
             throw new FaultSpecError(`fault latency=${v} must be 0..60000 milliseconds`);
           rule.latencyMs = n;
-        } else throw new FaultSpecError(`unknown fault kind "${k}" (use throttle, 5xx, deny or latency)`);
+        } else if (k === "count") {
+          if (!Number.isInteger(n) || n < 0)
+            throw new FaultSpecError(`fault count=${v} must be a whole number`);
+          rule.count = n;
+        } else
+          throw new FaultSpecError(
+            `unknown fault kind "${k}" (use throttle, 5xx, deny, reset, latency or count)`,
+          );
       }
       injector.set(scope, rule);
     }
@@ -69,7 +84,7 @@ export class FaultInjector {
   }
 
   set(scope: string, rule: FaultRule): void {
-    this.rules.set(scope, rule);
+    this.rules.set(scope, { ...rule });
   }
 
   clear(): void {
@@ -86,10 +101,19 @@ export class FaultInjector {
     const rule = this.rules.get(`${service}.${operation}`) ?? this.rules.get(service) ?? this.rules.get("*");
     if (!rule) return { kind: "none", latencyMs: 0 };
     const latencyMs = rule.latencyMs ?? 0;
-    if (rule.throttle && this.next() < rule.throttle) return { kind: "throttle", latencyMs };
-    if (rule.error5xx && this.next() < rule.error5xx) return { kind: "5xx", latencyMs };
-    if (rule.deny && this.next() < rule.deny) return { kind: "deny", latencyMs };
-    return { kind: "none", latencyMs };
+    if (rule.count === 0) return { kind: "none", latencyMs };
+    const kind =
+      rule.throttle && this.next() < rule.throttle
+        ? "throttle"
+        : rule.error5xx && this.next() < rule.error5xx
+          ? "5xx"
+          : rule.deny && this.next() < rule.deny
+            ? "deny"
+            : rule.reset && this.next() < rule.reset
+              ? "reset"
+              : "none";
+    if (kind !== "none" && rule.count !== undefined) rule.count--;
+    return { kind, latencyMs };
   }
 
   /** mulberry32: small, fast, good enough for reproducible fault patterns. */

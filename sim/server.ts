@@ -129,6 +129,12 @@ function toSimRequest(req: IncomingMessage, body: Buffer): SimRequest | undefine
 }
 
 function writeResponse(res: ServerResponse, out: SimResponse): void {
+  // An injected reset: the call was made; the client's connection is dropped instead of answered.
+  if (out.reset) {
+    if (!(out.body instanceof Uint8Array)) out.body.destroy();
+    res.socket?.resetAndDestroy();
+    return;
+  }
   const headers = { ...out.headers };
   if (out.body instanceof Uint8Array) {
     // A HEAD answer keeps the Content-Length of what a GET would send (S3's HeadObject).

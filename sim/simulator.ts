@@ -242,7 +242,13 @@ export class Simulator {
   requestHandler() {
     const output = (res: SimResponse) => {
       const failure = UNSAVED.get(res);
-      return failure ? Promise.reject(failure) : Promise.resolve(toSmithyOutput(res));
+      if (failure) return Promise.reject(failure);
+      try {
+        return Promise.resolve(toSmithyOutput(res));
+      } catch (err) {
+        // A connection reset (an injected fault) fails the call as a transport error would.
+        return Promise.reject(err);
+      }
     };
     return {
       handle: (request: SmithyRequest) => {
@@ -329,11 +335,15 @@ export class Simulator {
         return internal(err);
       }
     };
+    const fault = { reset: false };
+    // A reset loses the answer, error or not, of a call that was made.
+    const lost = (res: SimResponse): SimResponse => (fault.reset ? { ...res, reset: true } : res);
+    const answer = (res: SimResponse): SimResponse => lost(saved(res));
     try {
-      const out = this.dispatch(req, provider, codec, requestId);
-      return out instanceof Promise ? out.then(saved, (err: unknown) => saved(fail(err))) : saved(out);
+      const out = this.dispatch(req, provider, codec, requestId, fault);
+      return out instanceof Promise ? out.then(answer, (err: unknown) => answer(fail(err))) : answer(out);
     } catch (err) {
-      return saved(fail(err));
+      return answer(fail(err));
     }
   }
 
@@ -356,6 +366,7 @@ export class Simulator {
     provider: ServiceProvider,
     codec: Codec,
     requestId: string,
+    fault: { reset: boolean },
   ): SimResponse | Promise<SimResponse> {
     const now = this.account.now();
     const auth = authenticate(req, {
@@ -384,12 +395,19 @@ export class Simulator {
       auth: { signed: auth.signed, presigned: auth.presigned, chunkSigning: auth.chunkSigning },
     });
     const call: Call = { provider, operation, readOnly, input, ctx };
-    const fault = this.faults.decide(provider.service, operation);
-    if (fault.latencyMs > 0) return sleep(fault.latencyMs).then(() => this.run(call, codec, fault.kind));
-    return this.run(call, codec, fault.kind);
+    const decision = this.faults.decide(provider.service, operation);
+    // A reset comes after the call: it is made as usual, then its answer is lost.
+    fault.reset = decision.kind === "reset";
+    const kind = decision.kind === "reset" ? "none" : decision.kind;
+    if (decision.latencyMs > 0) return sleep(decision.latencyMs).then(() => this.run(call, codec, kind));
+    return this.run(call, codec, kind);
   }
 
-  private run(call: Call, codec: Codec, fault: FaultDecision["kind"]): SimResponse | Promise<SimResponse> {
+  private run(
+    call: Call,
+    codec: Codec,
+    fault: Exclude<FaultDecision["kind"], "reset">,
+  ): SimResponse | Promise<SimResponse> {
     if (fault !== "none") throw injectedError(call, fault);
     const fn = (call.provider as unknown as Record<string, OperationFn>)[call.operation]!;
     const failed = (err: unknown): never => {
@@ -555,7 +573,13 @@ async function collect(body: unknown): Promise<Uint8Array> {
 }
 
 function toSmithyOutput(res: SimResponse) {
+  if (res.reset) throw connectionReset();
   return { response: { statusCode: res.status, reason: undefined, headers: res.headers, body: res.body } };
+}
+
+/** What Node's HTTP client reports when the server resets the connection before answering. */
+function connectionReset(): Error {
+  return Object.assign(new Error("socket hang up"), { code: "ECONNRESET" });
 }
 
 export type { CallRecord, Principal };

@@ -8,6 +8,12 @@ import type { CallStep, Check, PollStep, ProbeStep, RequireStep, Service, StageI
 export const RUN_TAG = "kmslab:run";
 export const STAGE_TAG = "kmslab:stage";
 
+/**
+ * JSONata: `list` with `value` appended, as a paged read's variables grow page by page
+ * (CallStep.pages): `$append`'s own rules (an array's items, a single value, nothing for undefined).
+ */
+export const PAGE_APPEND = (list: string, value: string) => `$append(${list}, ${value})`;
+
 /** `{% ... %}` */
 export const x = (jsonata: string): string => `{% ${jsonata} %}`;
 
@@ -58,7 +64,8 @@ export function call(
   title: string,
   service: Service,
   action: string,
-  args: Record<string, unknown>,
+  /** The input: an object of literals and `{% %}` fields, or one `{% %}` expression that builds it. */
+  args: Record<string, unknown> | string,
   extras: CallExtras = {},
 ): CallStep {
   return { kind: "call", id, title, service, action, args, ...extras };
@@ -107,10 +114,16 @@ export const TRAIL_ARN = `"arn:aws:cloudtrail:" & $params.region & ":" & $params
 export const OBJECT_ARN = `"arn:aws:s3:::" & $params.dataBucket & "/" & $params.objectKey`;
 export const bucketArn = (param: "logBucket" | "dataBucket") => `"arn:aws:s3:::" & $params.${param}`;
 
-/** CreateBucket's configuration: none in us-east-1 (AWS refuses it there), the Region elsewhere. */
-export const BUCKET_CONFIG = x(
-  `$params.region = "us-east-1" ? undefined : {"LocationConstraint": $params.region}`,
-);
+/**
+ * CreateBucket's arguments, as one expression: in us-east-1 no configuration at all (S3 refuses a
+ * `us-east-1` LocationConstraint, aws-subset §2.1), elsewhere the Region. Not a field that gives
+ * nothing in us-east-1: Step Functions fails such a field (States.QueryEvaluationError) instead of
+ * leaving it out.
+ */
+export const createBucketArgs = (bucket: string) =>
+  x(
+    `$merge([{"Bucket": ${bucket}}, $params.region = "us-east-1" ? {} : {"CreateBucketConfiguration": {"LocationConstraint": $params.region}}])`,
+  );
 
 /**
  * JSONata: whether the key policy `$policy` (parsed) has an Allow statement naming the key-user role

@@ -65,14 +65,20 @@ export interface CallStep {
   /**
    * Errors that mean "not yet" rather than "no": a role just created that KMS does not accept as a
    * principal yet (IAM propagation). Retried with backoff within the budget (ASL: a Retry).
+   * `ANY_ERROR` retries whatever fails (ASL: States.ALL), for a call that can fail only for "not yet".
    */
   retry?: { errors: string[]; budgetSeconds: string };
   /**
-   * A read whose answer comes in pages (LookupEvents): the local engine follows `NextToken` up to
-   * `max` pages and hands over one result with the `items` lists joined. ASL reads the first page.
+   * A read whose answer comes in pages (LookupEvents): both engines follow `NextToken` up to `max`
+   * pages (ASL: the Task again with `NextToken`, in a Choice loop), and each `assign` expression is
+   * evaluated over each page's result, its values appended page by page (PAGE_APPEND) — so an
+   * expression picks from one page (a filter), and its variable lists what every page gave.
    */
-  pages?: { items: string; max: number };
+  pages?: { max: number };
 }
+
+/** In `retry.errors`: any error at all. */
+export const ANY_ERROR = "*";
 
 export interface Effect {
   /** What the call creates (for the ledger and the teardown's tag sweep): type and ARN expression. */

@@ -129,19 +129,48 @@ export async function evaluate(value: string, bindings: Bindings): Promise<unkno
 }
 
 /**
+ * A template field whose expression gave nothing. Step Functions fails the state with
+ * `States.QueryEvaluationError` there ("The JSONata expression '...' specified for the field
+ * 'Arguments/...' returned nothing (undefined)."): it does not leave the field out
+ * (https://states-language.net/#appendix-a: "an undefined result"), so neither engine does.
+ */
+export class UndefinedFieldError extends ExpressionError {
+  constructor(
+    expression: string,
+    readonly field: string,
+  ) {
+    super(expression, `specified for the field '${field}' returned nothing (undefined)`);
+    this.message = `The JSONata expression '${expressionBody(expression)}' specified for the field '${field}' returned nothing (undefined).`;
+  }
+}
+
+/**
  * Renders a template as Step Functions renders `Arguments`, `Output` and `Assign`: every string
  * that is a `{% %}` expression is replaced by its value, objects and arrays are walked, other values
- * stay as they are. A field whose expression yields undefined is left out (as JSONata omits it).
+ * stay as they are. A field or element whose expression gives nothing is an UndefinedFieldError,
+ * named as Step Functions names it (`Arguments/Delete/Objects`, `Output/List[0]`); so is the
+ * template itself when `field` names it — without `field` (a variable the caller defaults) a bare
+ * expression may give undefined. A value that may be absent is written into one expression that
+ * builds the whole object (`$merge`), never as a field that evaluates to nothing.
  */
-export async function render(template: unknown, bindings: Bindings): Promise<unknown> {
+export async function render(template: unknown, bindings: Bindings, field?: string): Promise<unknown> {
+  const out = await renderAt(template, bindings, field ?? "");
+  if (out === undefined && field !== undefined && isExpression(template))
+    throw new UndefinedFieldError(template, field);
+  return out;
+}
+
+async function renderAt(template: unknown, bindings: Bindings, path: string): Promise<unknown> {
   if (isExpression(template)) return evaluate(template, bindings);
-  if (Array.isArray(template)) return Promise.all(template.map((item) => render(item, bindings)));
+  const at = async (item: unknown, name: string) => {
+    const value = await renderAt(item, bindings, name);
+    if (value === undefined && isExpression(item)) throw new UndefinedFieldError(item, name);
+    return value;
+  };
+  if (Array.isArray(template)) return Promise.all(template.map((item, i) => at(item, `${path}[${i}]`)));
   if (template !== null && typeof template === "object") {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(template)) {
-      const value = await render(v, bindings);
-      if (value !== undefined) out[k] = value;
-    }
+    for (const [k, v] of Object.entries(template)) out[k] = await at(v, path ? `${path}/${k}` : k);
     return out;
   }
   return template;

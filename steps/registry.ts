@@ -21,7 +21,7 @@ export const STAGES: readonly StageDef[] = [
 ];
 
 /** Bumped whenever a stage's steps change shape: a state file from another version is not resumed. */
-export const LAB_VERSION = "1";
+export const LAB_VERSION = "2";
 
 export function stage(id: StageId): StageDef {
   const found = STAGES.find((s) => s.id === id);

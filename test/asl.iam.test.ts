@@ -109,6 +109,10 @@ describe("the execution-role IAM policy", () => {
         code: "NoSuchEntity",
       });
 
+      // Stage 1's verification lists the aliases when no key answers to the lab's (a near miss is
+      // named): never reached by the run above. ListAliases takes no key, so its resource is "*".
+      expect((await exec.call("kms", "ListAliases", { Limit: 100 })).Aliases).toBeDefined();
+
       // Outside the policy: another role, another bucket.
       await expect(
         exec.call("iam", "CreateRole", { RoleName: "not-the-labs", AssumeRolePolicyDocument: "{}" }),
@@ -140,6 +144,7 @@ describe("the committed policy for any account (workflows/iam-policy.json)", () 
 
   it("allows the lab's calls on the lab's resources in any account, and nothing else", () => {
     expect(decide("kms:CreateKey", "*")).toBe("Allow");
+    expect(decide("kms:ListAliases", "*")).toBe("Allow");
     expect(decide("kms:ScheduleKeyDeletion", "arn:aws:kms:us-east-1:444455556666:key/1234abcd")).toBe(
       "Allow",
     );

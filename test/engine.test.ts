@@ -4,14 +4,14 @@ import { CloudTrailClient, DescribeTrailsCommand } from "@aws-sdk/client-cloudtr
 import { IAMClient, ListRolesCommand } from "@aws-sdk/client-iam";
 import { DescribeKeyCommand, KMSClient, ListAliasesCommand, ListKeysCommand } from "@aws-sdk/client-kms";
 import { ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { Clients } from "../machines/aws.js";
 import { runLab } from "../machines/engine.js";
 import { FaultInjector } from "../sim/faults.js";
 import { Simulator } from "../sim/simulator.js";
 import { MemoryStateStore, parseState } from "../state/index.js";
 import { parseParams, resolveParams } from "../steps/params.js";
-import { runCli, tempDir } from "./helpers/cli.js";
+import { runCli, type ServeHandle, startServe, tempDir } from "./helpers/cli.js";
 
 /**
  * The lab engine end to end on the embedded simulator: a full run, a second run that changes
@@ -40,7 +40,14 @@ async function inProcess(sim: Simulator, store = new MemoryStateStore()) {
 /** What the account holds of the lab: counted through the SDK, as anyone would see it. */
 async function inventory(sim: Simulator) {
   // The SDK's own retries: an account with faults injected throttles the test's reads too.
-  const config = sim.clientConfig({ maxAttempts: 10 });
+  return inventoryOf(sim.clientConfig({ maxAttempts: 10 }));
+}
+
+async function inventoryOf(
+  config:
+    | ReturnType<Simulator["clientConfig"]>
+    | { region: string; endpoint: string; credentials: { accessKeyId: string; secretAccessKey: string } },
+) {
   const kms = new KMSClient(config);
   const keys = (await kms.send(new ListKeysCommand({}))).Keys ?? [];
   const live: string[] = [];
@@ -124,6 +131,91 @@ describe("the lab engine on the embedded simulator", () => {
     const result = await inProcess(sim);
     expect(result.complete).toBe(true);
     expect(await inventory(sim)).toEqual(ONE_OF_EACH);
+  }, 120_000);
+});
+
+describe("the lab engine when connections are reset", () => {
+  let server: ServeHandle | undefined;
+  afterEach(async () => {
+    await server?.stop("SIGKILL");
+    server = undefined;
+  });
+
+  // Each of these calls is made, then the connection is reset instead of answered (once each): the
+  // key, a bucket and the role are made though the engine hears nothing back.
+  const resets = [
+    "kms.CreateKey",
+    "s3.CreateBucket",
+    "iam.CreateRole",
+    "kms.PutKeyPolicy",
+    "s3.GetObject",
+    "cloudtrail.LookupEvents",
+  ];
+  const spec = resets.map((op) => `${op}:reset=1,count=1`).join(";");
+
+  async function runWithResets(clients: Clients, region: string) {
+    const seen: string[] = [];
+    clients.observer = (c) => {
+      if (c.error?.code === "ECONNRESET") seen.push(`${c.service}.${c.action}`);
+    };
+    const account = (await clients.call("sts", "GetCallerIdentity", {})).Account as string;
+    const result = await runLab({
+      store: new MemoryStateStore(),
+      clients,
+      target: { kind: "endpoint", region, accountId: account },
+      params: resolveParams(parseParams({ ...FAST, region }), account),
+      command: "test",
+    });
+    expect(
+      Object.fromEntries(Object.entries(result.stages).map(([k, v]) => [k, v.status])),
+      JSON.stringify(result.stages),
+    ).toEqual({
+      "create-key": "passed",
+      "trail-to-bucket": "passed",
+      "sse-kms-upload": "passed",
+      "public-access-denied": "passed",
+      "trail-key-usage": "passed",
+      "key-user-access": "passed",
+    });
+    // The engine saw each reset and went on.
+    expect(new Set(seen)).toEqual(new Set(resets));
+  }
+
+  it("over HTTP (`kmslab sim serve`): retries a reset connection and completes with nothing duplicated, changes whose answer was lost included", async () => {
+    server = await startServe([
+      "--sim-data",
+      tempDir("kmslab-reset-"),
+      "--sim-profile",
+      "instant",
+      "--faults",
+      spec,
+    ]);
+    const config = {
+      region: "us-east-1",
+      endpoint: server.endpoint,
+      credentials: {
+        accessKeyId: server.env.AWS_ACCESS_KEY_ID!,
+        secretAccessKey: server.env.AWS_SECRET_ACCESS_KEY!,
+      },
+    };
+    const clients = new Clients(config);
+    try {
+      await runWithResets(clients, "us-east-1");
+      expect(await inventoryOf(config)).toEqual(ONE_OF_EACH);
+    } finally {
+      clients.destroy();
+    }
+  }, 120_000);
+
+  it("in eu-west-1, where a bucket made again is BucketAlreadyOwnedByYou (us-east-1 answers 200): the lost bucket is this run's", async () => {
+    const sim = Simulator.inMemory({ faults: FaultInjector.parse(spec) });
+    const clients = new Clients({ ...sim.clientConfig(), region: "eu-west-1" });
+    try {
+      await runWithResets(clients, "eu-west-1");
+      expect(await inventoryOf(sim.clientConfig({ region: "eu-west-1" }))).toEqual(ONE_OF_EACH);
+    } finally {
+      clients.destroy();
+    }
   }, 120_000);
 });
 

@@ -26,6 +26,13 @@ describe("fault injection", () => {
     expect((await kms.send(new ListKeysCommand({}))).Keys).toEqual([]);
   });
 
+  it("resets a connection after the call, at most `count` times", () => {
+    const f = FaultInjector.parse("s3.CreateBucket:reset=1,count=2");
+    expect([1, 2, 3].map(() => f.decide("s3", "CreateBucket").kind)).toEqual(["reset", "reset", "none"]);
+    expect(FaultInjector.parse("kms:throttle=1,count=0").decide("kms", "Encrypt").kind).toBe("none");
+    expect(() => FaultInjector.parse("kms:count=1.5")).toThrow(/whole number/);
+  });
+
   it("is reproducible for a seed and roughly honours the probability", () => {
     const run = (seed: number) => {
       const f = FaultInjector.parse("kms:throttle=0.2", seed);

@@ -38,6 +38,7 @@ import {
 } from "@aws-sdk/client-kms";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import { describe, expect, it } from "vitest";
+import { PROFILES } from "../sim/account.js";
 import { Simulator } from "../sim/simulator.js";
 
 /**
@@ -64,8 +65,8 @@ async function failure(p: Promise<unknown>): Promise<Failure> {
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-function setup() {
-  const sim = Simulator.inMemory();
+function setup(options: Parameters<typeof Simulator.inMemory>[0] = {}) {
+  const sim = Simulator.inMemory(options);
   const kms = new KMSClient(sim.clientConfig());
   const iam = new IAMClient(sim.clientConfig());
   const sts = new STSClient(sim.clientConfig());
@@ -809,6 +810,45 @@ describe("KMS key policies and authorisation", () => {
     expect(dec.decode((await session.kms.send(new DecryptCommand({ CiphertextBlob }))).Plaintext)).toBe(
       "data",
     );
+  });
+
+  it("a key policy put takes effect only after keyPolicyPropagationMs; until then the one before holds", async () => {
+    let now = Date.now();
+    const env = setup({
+      profile: { ...PROFILES.instant!, keyPolicyPropagationMs: 40_000 },
+      clock: () => new Date(now),
+    });
+    const session = await newRoleSession(env, "KeyUser");
+    const root = allow(env.root, "kms:*", "Enable IAM User Permissions");
+    const withUsers = policyDoc(
+      root,
+      allow(session.roleArn, ["kms:Encrypt", "kms:Decrypt"], "Allow use of the key"),
+    );
+    const withoutUsers = policyDoc(root);
+    const md = (await env.kms.send(new CreateKeyCommand({ Policy: withUsers }))).KeyMetadata!;
+    const { CiphertextBlob } = await session.kms.send(
+      new EncryptCommand({ KeyId: md.KeyId, Plaintext: enc.encode("data") }),
+    );
+    const decrypts = async () =>
+      session.kms.send(new DecryptCommand({ CiphertextBlob })).then(
+        () => true,
+        () => false,
+      );
+
+    await env.kms.send(new PutKeyPolicyCommand({ KeyId: md.KeyId, Policy: withoutUsers }));
+    // GetKeyPolicy shows the new policy at once; authorisation still reads the one before.
+    expect((await env.kms.send(new GetKeyPolicyCommand({ KeyId: md.KeyId }))).Policy).toBe(withoutUsers);
+    expect(await decrypts()).toBe(true);
+    now += 39_000;
+    expect(await decrypts()).toBe(true);
+    now += 1_000;
+    expect(await decrypts()).toBe(false);
+
+    // Put back: that too takes effect only after the delay.
+    await env.kms.send(new PutKeyPolicyCommand({ KeyId: md.KeyId, Policy: withUsers }));
+    expect(await decrypts()).toBe(false);
+    now += 40_000;
+    expect(await decrypts()).toBe(true);
   });
 
   it("a deleted role degrades to its unique id in the key policy and a re-created role is not matched", async () => {

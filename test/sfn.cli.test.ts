@@ -5,9 +5,11 @@ import { DescribeKeyCommand, KMSClient, ListKeysCommand } from "@aws-sdk/client-
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { ListStateMachinesCommand, SFNClient } from "@aws-sdk/client-sfn";
 import { describe, expect, it } from "vitest";
-import { anySuffix, STATES_TRUST_POLICY } from "../asl/deploy.js";
+import { anySuffix, deploy, STATES_TRUST_POLICY } from "../asl/deploy.js";
 import { exportLab, exportTeardown } from "../asl/export.js";
 import { executionRolePolicy } from "../asl/iam.js";
+import { Clients } from "../machines/aws.js";
+import { PROFILES } from "../sim/account.js";
 import { evaluatePolicy, parsePolicy } from "../sim/policy/index.js";
 import { Simulator } from "../sim/simulator.js";
 import { parseParams, resolveParams } from "../steps/params.js";
@@ -232,9 +234,13 @@ describe("a stage that cannot run, and a simulator served by kmslab sim serve", 
     const view = JSON.parse(down.stdout) as View & { error: string };
     expect(view).toMatchObject({ kind: "teardown", status: "FAILED", error: "kmslab.TeardownIncomplete" });
     const stage = (id: string) => view.stages.find((s) => s.id === id)!;
-    // The log bucket is trail-to-bucket's, the data bucket sse-kms-upload's: both deletions denied.
+    // The log bucket is trail-to-bucket's, the data bucket sse-kms-upload's: both deletions denied
+    // (S3's AccessDenied is S3.S3Exception in Step Functions, the Java SDK's generic exception).
     for (const id of ["trail-to-bucket", "sse-kms-upload"])
-      expect(stage(id)).toMatchObject({ status: "failed", reason: expect.stringMatching(/AccessDenied/) });
+      expect(stage(id)).toMatchObject({
+        status: "failed",
+        reason: expect.stringMatching(/S3\.S3Exception: .* is not authorized to perform: s3:DeleteBucket/),
+      });
     expect(stage("create-key").status).toBe("passed");
   }, 90_000);
 
@@ -345,4 +351,77 @@ describe("bad usage is refused with exit 2 and nothing written", () => {
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/no state machine kmslab-lab .*kmslab deploy/);
   });
+});
+
+describe("deploy with a role IAM has not propagated yet", () => {
+  it("waits while Step Functions cannot assume the role it just made, as AWS words it, then creates the state machines", async () => {
+    // New principals take 8 s to propagate (the realistic profile's delay), on a clock the
+    // deploy's waits move.
+    let offset = 0;
+    const sim = Simulator.inMemory({
+      profile: { ...PROFILES.instant!, propagationDelayMs: 8_000 },
+      clock: () => new Date(Date.now() + offset),
+    });
+    const config = sim.clientConfig();
+    const sfn = new SFNClient(config);
+    const clients = new Clients({ ...config, region: "us-east-1" });
+    const waits: number[] = [];
+    try {
+      const account = sim.account.accountId;
+      const result = await deploy({
+        sfn,
+        clients,
+        account,
+        region: "us-east-1",
+        names: anySuffix(resolveParams(parseParams({}), account)),
+        sleep: async (ms) => {
+          waits.push(ms);
+          offset += ms;
+        },
+      });
+      expect(result.role.action).toBe("created");
+      expect(Object.values(result.stateMachines).map((m) => m.action)).toEqual(["created", "created"]);
+      // CreateStateMachine was refused until the role had propagated: 2 + 4 + 8 s of waiting.
+      expect(waits).toEqual([2_000, 4_000, 8_000]);
+      const listed = await sfn.send(new ListStateMachinesCommand({}));
+      expect(listed.stateMachines!.map((m) => m.name).sort()).toEqual(["kmslab-lab", "kmslab-teardown"]);
+    } finally {
+      sfn.destroy();
+      clients.destroy();
+      sim.close();
+    }
+  }, 60_000);
+
+  it("says what AWS says when the role can never be assumed, after waiting no longer than allowed", async () => {
+    const sim = Simulator.inMemory({ profile: { ...PROFILES.instant!, propagationDelayMs: 3_600_000 } });
+    const config = sim.clientConfig();
+    const sfn = new SFNClient(config);
+    const clients = new Clients({ ...config, region: "us-east-1" });
+    let waited = 0;
+    try {
+      const account = sim.account.accountId;
+      const failed = await deploy({
+        sfn,
+        clients,
+        account,
+        region: "us-east-1",
+        names: anySuffix(resolveParams(parseParams({}), account)),
+        roleWaitMs: 30_000,
+        sleep: async (ms) => {
+          waited += ms;
+        },
+      }).catch((err: Error) => err);
+      expect(failed).toMatchObject({
+        name: "AccessDeniedException",
+        message:
+          "Neither the global service principal states.amazonaws.com, nor the regional one is authorized to assume the provided role.",
+      });
+      expect(waited).toBeLessThanOrEqual(30_000);
+      expect(waited).toBeGreaterThan(0);
+    } finally {
+      sfn.destroy();
+      clients.destroy();
+      sim.close();
+    }
+  }, 60_000);
 });

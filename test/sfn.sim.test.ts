@@ -568,6 +568,74 @@ describe("simulated Step Functions: Retry and Catch", () => {
     expect(uncaught.execution).toMatchObject({ status: "FAILED", error: "Kms.NotFoundException" });
   });
 
+  it("a field whose JSONata gives nothing fails the state with States.QueryEvaluationError naming the field; a Catch on it fires", async () => {
+    // AWS: "The JSONata expression '$states.input.pushLocation' specified for the field
+    // 'Arguments/Input/pushLocation' returned nothing (undefined)." — not a field left out.
+    const task = await run(lab, {
+      StartAt: "Find",
+      States: {
+        Find: {
+          Type: "Task",
+          Resource: "arn:aws:states:::aws-sdk:kms:describeKey",
+          Arguments: { KeyId: "alias/x", GrantTokens: ["{% $states.input.token %}"] },
+          End: true,
+        },
+      },
+    });
+    expect(task.execution).toMatchObject({ status: "FAILED", error: "States.QueryEvaluationError" });
+    expect(task.execution.cause).toBe(
+      "An error occurred while executing the state 'Find'. The JSONata expression '$states.input.token' specified for the field 'Arguments/GrantTokens[0]' returned nothing (undefined).",
+    );
+    // Nothing was called.
+    expect(task.types).not.toContain("TaskScheduled");
+
+    const output = await run(
+      lab,
+      {
+        StartAt: "Shape",
+        States: {
+          Shape: {
+            Type: "Pass",
+            Output: { v: "{% $states.input.absent %}" },
+            End: true,
+          },
+        },
+      },
+      { present: 1 },
+    );
+    expect(output.execution).toMatchObject({ status: "FAILED", error: "States.QueryEvaluationError" });
+    expect(output.execution.cause).toContain(
+      "specified for the field 'Output/v' returned nothing (undefined)",
+    );
+
+    const handled = await run(lab, {
+      StartAt: "Find",
+      States: {
+        Find: {
+          Type: "Task",
+          Resource: "arn:aws:states:::aws-sdk:kms:describeKey",
+          Arguments: { KeyId: "{% $states.input.alias %}" },
+          Catch: [{ ErrorEquals: ["States.QueryEvaluationError"], Next: "Handled" }],
+          End: true,
+        },
+        Handled: { Type: "Pass", Output: "{% $states.input.Error %}", End: true },
+      },
+    });
+    expect(handled.execution.status).toBe("SUCCEEDED");
+    expect(out(handled)).toBe("States.QueryEvaluationError");
+
+    // One expression that builds the whole object leaves out what is absent: JSONata's object
+    // constructor omits a key whose value is undefined.
+    const whole = await run(lab, {
+      StartAt: "Shape",
+      States: {
+        Shape: { Type: "Pass", Output: "{% {'a': 1, 'b': $states.input.absent} %}", End: true },
+      },
+    });
+    expect(whole.execution.status).toBe("SUCCEEDED");
+    expect(out(whole)).toEqual({ a: 1 });
+  });
+
   it("Retry first, then Catch once the retries are spent", async () => {
     const r = await run(lab, {
       StartAt: "Find",

@@ -1,7 +1,7 @@
 import jsonata from "jsonata";
 import { describe, expect, it } from "vitest";
 import { OBJECT_BODY, POLICY_NAMES_ROLE, POLICY_WITHOUT_ROLE, policyAllows } from "../steps/build.js";
-import { ExpressionError, evaluate, render } from "../steps/expr.js";
+import { ExpressionError, evaluate, render, UndefinedFieldError } from "../steps/expr.js";
 import { ParamsError, parseParams, resolveParams } from "../steps/params.js";
 import { STAGES, validateRegistry } from "../steps/registry.js";
 import { KEY_POLICY } from "../steps/stages/create-key.js";
@@ -107,17 +107,25 @@ describe("JSONata as Step Functions evaluates it", () => {
     }
   });
 
-  it("renders templates: expressions replaced, literals kept, undefined fields left out", async () => {
+  it("renders templates: expressions replaced, literals kept; a field that gives nothing fails, as in Step Functions", async () => {
     const out = await render(
-      {
-        Bucket: "{% $params.dataBucket %}",
-        Fixed: 7,
-        Config: "{% undefined %}",
-        List: ["{% $runId %}", "x"],
-      },
+      { Bucket: "{% $params.dataBucket %}", Fixed: 7, List: ["{% $runId %}", "x"] },
       bindings,
+      "Arguments",
     );
     expect(out).toEqual({ Bucket: "kmslab-data-123456789012-us-east-1", Fixed: 7, List: ["run-1", "x"] });
+    // Step Functions fails the state (States.QueryEvaluationError) rather than leave the field out.
+    await expect(
+      render({ Bucket: "x", Config: { Where: "{% $params.nowhere %}" } }, bindings, "Arguments"),
+    ).rejects.toThrow(new UndefinedFieldError("{% $params.nowhere %}", "Arguments/Config/Where"));
+    await expect(render({ List: ["a", "{% undefined %}"] }, bindings, "Output")).rejects.toThrow(
+      "The JSONata expression 'undefined' specified for the field 'Output/List[1]' returned nothing (undefined).",
+    );
+    await expect(render("{% undefined %}", bindings, "Output")).rejects.toThrow(UndefinedFieldError);
+    // A bare expression the caller defaults (a variable's value) may give nothing.
+    expect(await render("{% undefined %}", bindings)).toBeUndefined();
+    // One expression that builds the object leaves an absent value out.
+    expect(await render("{% {'a': 1, 'b': $params.nowhere} %}", bindings, "Arguments")).toEqual({ a: 1 });
   });
 
   it("has Step Functions' extra functions", async () => {

@@ -21,6 +21,12 @@ export interface SimResponse {
   status: number;
   headers: Record<string, string>;
   body: Uint8Array | Readable;
+  /**
+   * An injected fault: the call was made (and saved), then the connection is reset instead of
+   * answering — over HTTP the socket is destroyed, in process the request fails as Node's would
+   * (ECONNRESET, "socket hang up").
+   */
+  reset?: true;
 }
 
 export type PrincipalType = "Root" | "IAMUser" | "AssumedRole" | "AWSService" | "Anonymous";

@@ -1,4 +1,4 @@
-import { BUCKET_CONFIG, bucketArn, call, must, ownedBy, poll, tags, x } from "../build.js";
+import { bucketArn, call, createBucketArgs, must, ownedBy, poll, tags, x } from "../build.js";
 import type { CallStep, Check, PollStep, StageId, Step } from "../dsl.js";
 
 /**
@@ -109,47 +109,40 @@ export function emptyBucket(param: BucketParam, prefix: string): PollStep {
 /** CreateBucket as an effect, followed by its tags and Block Public Access. */
 export function createBucket(param: BucketParam, stage: StageId, prefix: string): CallStep[] {
   return [
-    call(
-      `${prefix}Create`,
-      `create the bucket`,
-      "s3",
-      "CreateBucket",
-      { Bucket: x(`$params.${param}`), CreateBucketConfiguration: BUCKET_CONFIG },
-      {
-        effect: {
-          resource: { type: "AWS::S3::Bucket", arn: bucketArn(param) },
-          undo: [
-            emptyBucket(param, prefix),
+    call(`${prefix}Create`, `create the bucket`, "s3", "CreateBucket", createBucketArgs(`$params.${param}`), {
+      effect: {
+        resource: { type: "AWS::S3::Bucket", arn: bucketArn(param) },
+        undo: [
+          emptyBucket(param, prefix),
+          call(
+            `${prefix}Remove`,
+            "delete the bucket",
+            "s3",
+            "DeleteBucket",
+            { Bucket: x(`$params.${param}`) },
+            {
+              tolerate: ["NoSuchBucket"],
+            },
+          ),
+        ],
+        exists: {
+          errors: ["BucketAlreadyOwnedByYou"],
+          read: [
             call(
-              `${prefix}Remove`,
-              "delete the bucket",
+              `${prefix}ReadTags`,
+              "read the bucket's tags",
               "s3",
-              "DeleteBucket",
-              { Bucket: x(`$params.${param}`) },
+              "GetBucketTagging",
               {
-                tolerate: ["NoSuchBucket"],
+                Bucket: x(`$params.${param}`),
               },
+              { tolerate: ["NoSuchTagSet"], assign: { [`${param}Tags`]: x("$states.result.TagSet") } },
             ),
           ],
-          exists: {
-            errors: ["BucketAlreadyOwnedByYou"],
-            read: [
-              call(
-                `${prefix}ReadTags`,
-                "read the bucket's tags",
-                "s3",
-                "GetBucketTagging",
-                {
-                  Bucket: x(`$params.${param}`),
-                },
-                { tolerate: ["NoSuchTagSet"], assign: { [`${param}Tags`]: x("$states.result.TagSet") } },
-              ),
-            ],
-            owned: ownedBy(`$${param}Tags`),
-          },
+          owned: ownedBy(`$${param}Tags`),
         },
       },
-    ),
+    }),
     call(`${prefix}Tag`, "tag the bucket", "s3", "PutBucketTagging", {
       Bucket: x(`$params.${param}`),
       Tagging: { TagSet: tags.keyed(stage) },

@@ -10,10 +10,10 @@ import {
   ROOT_CANNOT_ASSUME,
   x,
 } from "../build.js";
-import type { CallStep, StageDef } from "../dsl.js";
+import { ANY_ERROR, type CallStep, type StageDef } from "../dsl.js";
 import { objectExists } from "./buckets.js";
 import { describeKeyByAlias } from "./sse-kms-upload.js";
-import { keyEvents, keyLookup } from "./trail-key-usage.js";
+import { eventLookup, keyLookup } from "./trail-key-usage.js";
 
 /**
  * Stage 6 (lab.md): the key policy alone decides the key user's access. As the key-user role the
@@ -74,20 +74,45 @@ const readKeyPolicy = call(
   },
 );
 
-/** One LookupEvents by the key's ARN: its PutKeyPolicy events and the key user's denied Decrypt. */
-const lookupSequence: CallStep[] = [
-  keyLookup("lookupSequence", "look up the key's PutKeyPolicy and denied Decrypt events", {
+/** JSONata: whether a PutKeyPolicy record's policy names the key user. */
+const NAMES_ROLE = `function($text) { ($policy := $parse($text); ${POLICY_NAMES_ROLE}) }`;
+
+/** JSONata: when the key user was first taken out of the key policy (epoch ms), from `$puts`; undefined before. */
+const REMOVED_AT = `(
+  $namesRole := ${NAMES_ROLE};
+  $type($puts) = "array" ? $min($puts[$not($namesRole(requestParameters.policy))].$toMillis(eventTime))
+)`;
+
+/** The key's PutKeyPolicy events (every page: the key user's polls add events on the key). */
+const lookupPuts = (id: string) =>
+  keyLookup(id, "look up the key's PutKeyPolicy events", {
     puts: `[$events[eventName = "PutKeyPolicy" and $key.Arn in resources.ARN and $not($exists(errorCode))]]`,
-    denials: `[$events[eventName = "Decrypt" and $exists(errorCode) and userIdentity.sessionContext.sessionIssuer.arn = ${ROLE_ARN}]]`,
-  }),
-];
+  });
+
+/**
+ * The key user's denied Decrypts since it was taken out of the key policy. By event name, not by
+ * the key: CloudTrail may not name the key of a ciphertext KMS refused to decrypt (unconfirmed; the
+ * simulator does not), so a lookup by the key's ARN may never show them. In an account shared by a
+ * class every learner's Decrypts answer this lookup: it starts at the removal, and the denials are
+ * told apart by the session's role (the key user's ARN carries the learner's suffix).
+ */
+const lookupDenials = (id: string) =>
+  eventLookup(
+    id,
+    "look up the key user's denied Decrypt events",
+    { AttributeKey: "EventName", AttributeValue: "Decrypt" },
+    {
+      denials: `[$events[eventName = "Decrypt" and $exists(errorCode) and userIdentity.sessionContext.sessionIssuer.arn = ${ROLE_ARN}]]`,
+    },
+    { when: `$exists(${REMOVED_AT})`, startTime: REMOVED_AT },
+  );
 
 /**
  * JSONata: points for the sequence in CloudTrail — a PutKeyPolicy without the role (4), then a
  * denied KMS call by the role (3), then a PutKeyPolicy with it (3).
  */
 const SEQUENCE = `(
-  $namesRole := function($text) { ($policy := $parse($text); ${POLICY_NAMES_ROLE}) };
+  $namesRole := ${NAMES_ROLE};
   $without := $puts[$not($namesRole(requestParameters.policy))];
   $with := $puts[$namesRole(requestParameters.policy)];
   $removedAt := $min($without.$toMillis(eventTime));
@@ -210,6 +235,19 @@ export const keyUserAccess: StageDef = {
       },
       { assign: { probeBlob: x("$states.result.CiphertextBlob") } },
     ),
+    // The key user's first call. Step Functions assumes the Task's Credentials role for it, and a
+    // role just made may not be assumable yet (IAM propagation); the name Step Functions gives that
+    // failure is not documented. GetCallerIdentity needs no permission, so any failure of it means
+    // "not yet": retried whatever it is (ASL: States.ALL), within the propagation budget. The local
+    // engine's AssumeRole waits the same way.
+    call(
+      "keyUserSession",
+      "wait until the key user's role can be assumed",
+      "sts",
+      "GetCallerIdentity",
+      {},
+      { as: "keyUser", retry: { errors: [ANY_ERROR], budgetSeconds: "$params.propagationWaitSeconds" } },
+    ),
     poll("before", "as the key user, read the object", [getAsKeyUser("getBefore", "readBefore")], {
       until: "$readBefore = true",
       intervalSeconds: "2",
@@ -265,12 +303,17 @@ export const keyUserAccess: StageDef = {
         waitingFor: "the key policy change to take effect",
       },
     ),
-    poll("trail", "wait until CloudTrail shows the sequence", lookupSequence, {
-      until: `${SEQUENCE} = 10`,
-      intervalSeconds: "$params.pollSeconds",
-      budgetSeconds: "$params.trailWaitSeconds",
-      waitingFor: "CloudTrail's event history (LookupEvents)",
-    }),
+    poll(
+      "trail",
+      "wait until CloudTrail shows the sequence",
+      [lookupPuts("lookupPuts"), lookupDenials("lookupDenials")],
+      {
+        until: `${SEQUENCE} = 10`,
+        intervalSeconds: "$params.pollSeconds",
+        budgetSeconds: "$params.trailWaitSeconds",
+        waitingFor: "CloudTrail's event history (LookupEvents)",
+      },
+    ),
   ],
   verify: [
     check(
@@ -290,18 +333,12 @@ export const keyUserAccess: StageDef = {
       "sequence",
       "CloudTrail shows the key user removed, denied, then restored",
       10,
-      [
-        describeKeyByAlias,
-        keyEvents({
-          puts: `[$events[eventName = "PutKeyPolicy" and $not($exists(errorCode))]]`,
-          denials: `[$events[eventName = "Decrypt" and $exists(errorCode) and userIdentity.sessionContext.sessionIssuer.arn = ${ROLE_ARN}]]`,
-        }),
-      ],
+      [describeKeyByAlias, lookupPuts("keyEvents"), lookupDenials("denialEvents")],
       SEQUENCE,
       {
         evidence: { putKeyPolicyEvents: "$puts.eventID", deniedEvents: "$denials.eventID" },
         learner: `(
-          $namesRole := function($text) { ($policy := $parse($text); ${POLICY_NAMES_ROLE}) };
+          $namesRole := ${NAMES_ROLE};
           $without := $type($puts) = "array" and $count($puts) > 0 ? $puts[$not($namesRole(requestParameters.policy))] : [];
           $removed := $count($without) > 0;
           $removedAt := $removed ? $min($without.$toMillis(eventTime)) : 0;

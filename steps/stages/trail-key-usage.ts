@@ -17,17 +17,24 @@ const forObject = (source: string, eventName?: string) =>
   `[${source}[${eventName ? `eventName = "${eventName}" and ` : ""}requestParameters.encryptionContext."aws:s3:arn" = ${OBJECT_ARN} and $not($exists(errorCode))]]`;
 
 /**
- * A LookupEvents of the lab's key by its ARN — by the key, not the event name, so that learners
- * sharing an account each find their own key's events among its newest instead of being crowded out
- * by everyone's, and one lookup serves every event a step needs (CloudTrail allows an account 2 a
- * second). Each `assign` expression picks from `$events`, the parsed records; `allPages` reads every
- * page (the verification), else the newest 50 (a poll).
+ * How many pages of 50 a lookup reads at most (2,000 events), in both engines. One page is not
+ * enough: stage 6's polls add two Decrypts on the key a round, so while a key policy change
+ * propagates (tens of seconds on AWS) its PutKeyPolicy falls out of the newest 50.
  */
-export const keyLookup = (
+export const LOOKUP_PAGES = 40;
+
+/**
+ * A LookupEvents by one attribute, every page (up to LOOKUP_PAGES), each page's records parsed into
+ * `$events` for the `assign` expressions (each picks from one page: CallStep.pages). `startTime`
+ * (JSONata, epoch milliseconds) leaves out what came before; it is sent as ISO 8601 text, which the
+ * SDK takes for a timestamp (as Step Functions' aws-sdk integration is expected to: unconfirmed).
+ */
+export const eventLookup = (
   id: string,
   description: string,
+  attribute: { AttributeKey: string; AttributeValue: string },
   assign: Record<string, string>,
-  allPages = false,
+  options: { when: string; startTime?: string },
 ): CallStep =>
   call(
     id,
@@ -35,13 +42,14 @@ export const keyLookup = (
     "cloudtrail",
     "LookupEvents",
     {
-      LookupAttributes: [{ AttributeKey: "ResourceName", AttributeValue: x("$key.Arn") }],
+      LookupAttributes: [attribute],
+      ...(options.startTime ? { StartTime: x(`$fromMillis(${options.startTime})`) } : {}),
       MaxResults: 50,
     },
     {
-      when: `$type($key) = "object"`,
+      when: options.when,
       ephemeral: true,
-      ...(allPages ? { pages: { items: "Events", max: 40 } } : {}),
+      pages: { max: LOOKUP_PAGES },
       assign: Object.fromEntries(
         Object.entries(assign).map(([k, v]) => [
           k,
@@ -50,6 +58,16 @@ export const keyLookup = (
       ),
     },
   );
+
+/**
+ * A LookupEvents of the lab's key by its ARN — by the key, not the event name, so that learners
+ * sharing an account each find their own key's events instead of being crowded out by everyone's,
+ * and one lookup serves every event a step needs (CloudTrail allows an account 2 a second).
+ */
+export const keyLookup = (id: string, description: string, assign: Record<string, string>): CallStep =>
+  eventLookup(id, description, { AttributeKey: "ResourceName", AttributeValue: x("$key.Arn") }, assign, {
+    when: `$type($key) = "object"`,
+  });
 
 /** The upload's and the download's use of the key, from one lookup. */
 const lookupKeyUse = keyLookup("lookupKeyUse", "look up the key's GenerateDataKey and Decrypt events", {
@@ -62,7 +80,7 @@ const lookupKeyUse = keyLookup("lookupKeyUse", "look up the key's GenerateDataKe
  * sharing an account are each graded on their own key's history, which the grader's own reads lengthen.
  */
 export const keyEvents = (assign: Record<string, string>): CallStep =>
-  keyLookup("keyEvents", "look up the key's events", assign, true);
+  keyLookup("keyEvents", "look up the key's events", assign);
 
 /**
  * `after` (JSONata, epoch milliseconds): the files to read start from when the events were made, oldest
@@ -78,7 +96,8 @@ const readLogFiles = (id: string, after?: string): ProbeStep => ({
     Prefix: x(`"AWSLogs/" & $params.account & "/CloudTrail/" & $params.region & "/"`),
     Want: ["GenerateDataKey", "Decrypt"],
     ContextArn: x(OBJECT_ARN),
-    ...(after ? { After: x(after) } : {}),
+    // Null when the events are not found (yet): every file is read.
+    ...(after ? { After: x(`($t := ${after}; $exists($t) ? $t : null)`) } : {}),
   },
   assign: {
     logFiles: x("$states.result.files"),
@@ -202,9 +221,9 @@ export const trailKeyUsage: StageDef = {
       [
         describeKeyByAlias,
         keyEvents({
-          usedAt: `$min(${forObject(`$events[eventName in ["GenerateDataKey", "Decrypt"]]`)}.$toMillis(eventTime))`,
+          usedAt: `${forObject(`$events[eventName in ["GenerateDataKey", "Decrypt"]]`)}.$toMillis(eventTime)`,
         }),
-        readLogFiles("logFiles", "$usedAt"),
+        readLogFiles("logFiles", `$type($usedAt) = "array" ? $min($usedAt)`),
       ],
       `${inLog("GenerateDataKey", 4)} + ${inLog("Decrypt", 4)}`,
       {

@@ -5,6 +5,7 @@ import { parseResource } from "../../asl/invoke.js";
 import { aslErrorName } from "../../asl/sdk.js";
 import { AwsError, Clients, type ObservedCall } from "../../machines/aws.js";
 import { runLab } from "../../machines/engine.js";
+import type { AccountOptions } from "../../sim/account.js";
 import { Simulator } from "../../sim/simulator.js";
 import { MemoryStateStore } from "../../state/index.js";
 import type { Service, StageDef } from "../../steps/dsl.js";
@@ -43,6 +44,7 @@ interface Recorded extends Call {
 
 export interface EngineRecording {
   sim: Simulator;
+  region: string;
   runId: string;
   account: string;
   statuses: Record<string, string>;
@@ -52,13 +54,20 @@ export interface EngineRecording {
   probes: Record<string, Recorded[]>;
 }
 
-/** Runs the local engine on a fresh simulator, recording every call by stage. */
+/**
+ * Runs the local engine on a fresh simulator, recording every call by stage. With a `profile` the
+ * account's clock is the engine's (the waits move it): its delays pass as the engine waits.
+ */
 export async function recordEngine(
   input: LabParamsInput = {},
   stages?: readonly StageDef[],
+  profile?: AccountOptions,
 ): Promise<EngineRecording> {
-  const sim = Simulator.inMemory();
-  const clients = new Clients({ ...sim.clientConfig(), region: "us-east-1" });
+  let now = Date.now();
+  const sim = profile ? Simulator.inMemory({ profile, clock: () => new Date(now) }) : Simulator.inMemory();
+  const region = input.region ?? "us-east-1";
+  // The engine paces its lookups as the account limits them (on the host's clock).
+  const clients = new Clients({ ...sim.clientConfig(), region }, {}, profile?.trailLookupsPerSecond ?? 2);
   const stageOf = new AsyncLocalStorage<string>();
   const calls: Record<string, Recorded[]> = {};
   const probes: Record<string, Recorded[]> = {};
@@ -78,12 +87,11 @@ export async function recordEngine(
     push(probe ? probes : calls, stage, call);
   };
   const params = resolveParams(parseParams(input), sim.account.accountId);
-  let now = Date.now();
   try {
     const result = await runLab({
       store: new MemoryStateStore(),
       clients,
-      target: { kind: "sim", region: "us-east-1", accountId: sim.account.accountId },
+      target: { kind: "sim", region, accountId: sim.account.accountId },
       params,
       command: "test",
       // Each step's calls belong to its stage: the step event comes first, in the stage's own async context.
@@ -100,6 +108,7 @@ export async function recordEngine(
     });
     return {
       sim,
+      region,
       runId: result.runId,
       account: sim.account.accountId,
       statuses: Object.fromEntries(Object.entries(result.stages).map(([k, v]) => [k, v.status])),
@@ -138,7 +147,7 @@ export async function walkRecorded(
   const probeCursor: Record<string, number> = {};
   const calls: Record<string, Call[]> = {};
   const replacements: Record<string, Call[]> = {};
-  const clients = new Clients({ ...rec.sim.clientConfig(), region: "us-east-1" });
+  const clients = new Clients({ ...rec.sim.clientConfig(), region: rec.region });
   const answer = (r: Recorded) => {
     if (r.error) throw new StatesError(aslErrorName(r.service, r.error.code), r.error.message);
     return r.output ?? {};
@@ -193,7 +202,8 @@ export async function walkRecorded(
       invoke,
       clock: virtualClock(),
       executionName: rec.runId,
-      stateMachineArn: `arn:aws:states:us-east-1:${rec.account}:stateMachine:kmslab`,
+      // The definition takes its Region from the state machine's ARN, as on AWS.
+      stateMachineArn: `arn:aws:states:${rec.region}:${rec.account}:stateMachine:kmslab`,
     });
     const unused = Object.fromEntries(
       Object.entries(rec.calls).map(([stage, list]) => [

@@ -191,6 +191,11 @@ function responseElements(r: PendingRecord): Record<string, unknown> | null {
 
 function resources(r: CallRecord, account: Account): TrailEvent["resources"] {
   const acct = account.accountId;
+  // Unconfirmed: AWS may not name the key of a ciphertext it refuses to decrypt for the caller (the
+  // caller may not learn which key it was). The simulator takes the stricter reading: a denied
+  // Decrypt lists no resource, so a lookup by the key's ARN does not find it.
+  if (r.service === "kms" && r.operation === "Decrypt" && r.error?.code === "AccessDeniedException")
+    return undefined;
   if (r.service === "kms") {
     const out = r.output as Record<string, unknown> | undefined;
     const fromOutput =

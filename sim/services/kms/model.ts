@@ -53,6 +53,8 @@ export interface KeyRecord {
    * (aws-subset §1.4), which then matches nobody.
    */
   principalIds: Record<string, string>;
+  /** The policy a PutKeyPolicy replaced, still in force until `until` (key policy propagation). */
+  previousPolicy?: { policy: string; principalIds: Record<string, string>; until: string };
   tags: Tag[];
   grants: GrantRecord[];
 }

@@ -479,6 +479,15 @@ export class KmsService implements ServiceProvider {
       req.BypassPolicyLockoutSafetyCheck === true,
       key,
     );
+    const delay = this.account.options.keyPolicyPropagationMs;
+    if (delay > 0) {
+      const inForce = this.policyInForce(key, ctx.now);
+      key.previousPolicy = {
+        policy: inForce.policy,
+        principalIds: inForce.principalIds,
+        until: new Date(ctx.now.getTime() + delay).toISOString(),
+      };
+    }
     key.policy = req.Policy;
     key.principalIds = principalIds;
   }
@@ -1062,7 +1071,7 @@ export class KmsService implements ServiceProvider {
     const result = authorize({
       req: { principal, action, resource: key.arn, context: () => this.requestContext(ctx, key, opts) },
       identityPolicies: this.account.iam.identityPolicies(principal),
-      resourcePolicy: this.effectivePolicy(key).policy,
+      resourcePolicy: this.effectivePolicy(key, this.policyInForce(key, ctx.now)).policy,
       resourceAccountId: this.account.accountId,
       mode: "kms",
     });
@@ -1140,18 +1149,21 @@ export class KmsService implements ServiceProvider {
    * §1.4: a deleted role degrades to `AROA...` and stops matching a re-created role of the same
    * name). Parsed once per change, not per call.
    */
-  private effectivePolicy(key: KeyRecord): { text: string; policy: Policy } {
+  private effectivePolicy(
+    key: KeyRecord,
+    stored: Pick<KeyRecord, "policy" | "principalIds"> = key,
+  ): { text: string; policy: Policy } {
     let gone = "";
-    for (const arn in key.principalIds) {
-      if (this.account.iam.arnForUniqueId(key.principalIds[arn]!) !== arn) gone += `${arn}\n`;
+    for (const arn in stored.principalIds) {
+      if (this.account.iam.arnForUniqueId(stored.principalIds[arn]!) !== arn) gone += `${arn}\n`;
     }
     const hit = this.policies.get(key.keyId);
-    if (hit && hit.text === key.policy && hit.gone === gone)
+    if (hit && hit.text === stored.policy && hit.gone === gone)
       return { text: hit.policy.text, policy: hit.policy };
-    let text = key.policy;
+    let text = stored.policy;
     if (gone) {
       for (const arn of gone.split("\n"))
-        if (arn) text = text.split(`"${arn}"`).join(`"${key.principalIds[arn]}"`);
+        if (arn) text = text.split(`"${arn}"`).join(`"${stored.principalIds[arn]}"`);
     }
     let policy: Policy;
     try {
@@ -1160,8 +1172,23 @@ export class KmsService implements ServiceProvider {
       // A stored policy always parsed when it was stored; should a degraded one not, it allows nothing.
       policy = { statements: [], text };
     }
-    this.policies.set(key.keyId, { text: key.policy, gone, policy });
+    this.policies.set(key.keyId, { text: stored.policy, gone, policy });
     return { text, policy };
+  }
+
+  /**
+   * The key policy authorisation reads: the one put last, or — for `keyPolicyPropagationMs` after a
+   * PutKeyPolicy — the one it replaced. KMS is eventually consistent ("typically ... within
+   * seconds, but in some cases it can take several minutes",
+   * https://docs.aws.amazon.com/kms/latest/developerguide/programming-eventual-consistency.html):
+   * a key user taken out keeps its access for a while, one put back waits for it. GetKeyPolicy
+   * shows the new policy at once (unconfirmed whether AWS's does).
+   */
+  private policyInForce(key: KeyRecord, now: Date): Pick<KeyRecord, "policy" | "principalIds"> {
+    const previous = key.previousPolicy;
+    if (previous && now.getTime() < Date.parse(previous.until)) return previous;
+    if (previous) delete key.previousPolicy;
+    return key;
   }
 
   /**
