@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { aslValidatorProblems } from "../../../asl/validator.js";
 import type { Account } from "../../account.js";
 import { ServiceError } from "../../core/errors.js";
+import { jsonNestsDeeper, MAX_NESTING } from "../../core/nesting.js";
 import { uuid } from "../../core/random.js";
 import {
   type CallContext,
@@ -308,6 +309,13 @@ export class StatesService implements ServiceProvider {
     const text = req.input ?? "{}";
     if (Buffer.byteLength(text) > MAX_PAYLOAD)
       throw new ServiceError("InvalidExecutionInput", "The input exceeds the 262144 bytes limit.");
+    // Nested deeper than the simulator reads (sim/core/nesting.ts): refused as input it cannot
+    // take, before the execution starts. AWS's limit and wording for this are unconfirmed.
+    if (jsonNestsDeeper(text))
+      throw new ServiceError(
+        "InvalidExecutionInput",
+        `Invalid State Machine Execution Input: 'objects and arrays nested deeper than ${MAX_NESTING} levels'`,
+      );
     try {
       JSON.parse(text);
     } catch (err) {
