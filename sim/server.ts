@@ -119,16 +119,23 @@ async function handleHttp(
   res: ServerResponse,
   expectsContinue: boolean,
 ): Promise<void> {
+  const declared = Number(req.headers["content-length"] ?? 0);
+  // Only a body still to come is worth refusing early for; a request without one is simply handled
+  // (answering it from its headers alone would race the parser's answer to any stray bytes after it).
+  const bodyToCome = declared > 0 || req.headers["transfer-encoding"] !== undefined;
   const head = toSimRequest(req, NO_BODY);
-  if (!head)
-    return refuse(req, res, {
+  if (!head) {
+    const malformed = {
       status: 400,
       headers: { "content-type": "text/plain" },
       body: Buffer.from("Malformed request target"),
-    });
-  const declared = Number(req.headers["content-length"] ?? 0);
+    };
+    if (bodyToCome) refuse(req, res, malformed);
+    else writeResponse(res, malformed);
+    return;
+  }
   if (declared > MAX_BODY_BYTES) return refuse(req, res, tooLarge());
-  const admitted = sim.admit(head);
+  const admitted = bodyToCome ? sim.admit(head) : { signed: true };
   if ("refused" in admitted) return refuse(req, res, admitted.refused);
   const { signed } = admitted;
   let held = 0;
