@@ -14,7 +14,9 @@ import type { Branchlike, Catcher, Definition, Retrier, State } from "./types.js
  *
  * Also: Map (inline), Task `TimeoutSeconds` (States.Timeout), stopping an execution (an AbortSignal:
  * a stopped execution makes no further call, Waits end at once), and a Parallel or Map whose branch
- * fails stops its other branches, as Step Functions does. JSONPath is not supported.
+ * fails stops its other branches, as Step Functions does. Payloads past Step Functions' 256 KiB
+ * quota fail the execution (States.DataLimitExceeded); JSONata's work is bounded in steps/expr.ts.
+ * JSONPath is not supported.
  */
 
 export class StatesError extends Error {
@@ -208,6 +210,10 @@ class Execution {
       this.o.onState?.(name, state);
       this.emit({ type: `${state.Type}StateEntered`, name, input: data });
       const out = await this.state(name, state, data, scope, signal);
+      withinQuota(
+        out.output,
+        `The state/task '${name}' returned a result with a size exceeding the maximum number of bytes service limit.`,
+      );
       if (state.Type !== "Fail") this.emit({ type: `${state.Type}StateExited`, name, output: out.output });
       data = out.output;
       name = out.next;
@@ -250,6 +256,7 @@ class Execution {
   }
 
   private async assign(
+    name: string,
     scope: Scope,
     assign: Record<string, unknown> | undefined,
     bindings: Bindings,
@@ -259,6 +266,10 @@ class Execution {
     const values: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(assign))
       values[k] = await this.value(v, bindings, `${prefix}Assign/${k}`);
+    withinQuota(
+      values,
+      `The state '${name}' assigned variables with a size exceeding the maximum number of bytes service limit.`,
+    );
     scope.set(values);
   }
 
@@ -275,7 +286,7 @@ class Execution {
       case "Pass": {
         const b = { ...vars(), states: this.states(name, input) };
         const output = state.Output === undefined ? input : await this.value(state.Output, b, "Output");
-        await this.assign(scope, state.Assign, b);
+        await this.assign(name, scope, state.Assign, b);
         return { output, next: next() };
       }
       case "Succeed": {
@@ -293,7 +304,7 @@ class Execution {
         for (const [i, rule] of (state.Choices ?? []).entries()) {
           const holds = await this.condition(rule.Condition, b, `Choices[${i}]/Condition`);
           if (!holds) continue;
-          await this.assign(scope, rule.Assign, b, `Choices[${i}]/`);
+          await this.assign(name, scope, rule.Assign, b, `Choices[${i}]/`);
           return {
             output:
               rule.Output === undefined ? input : await this.value(rule.Output, b, `Choices[${i}]/Output`),
@@ -302,7 +313,7 @@ class Execution {
         }
         if (state.Default === undefined)
           throw new StatesError("States.NoChoiceMatched", `no choice of ${name} matched`);
-        await this.assign(scope, state.Assign, b);
+        await this.assign(name, scope, state.Assign, b);
         return { output: input, next: state.Default };
       }
       case "Wait": {
@@ -317,7 +328,7 @@ class Execution {
           this.emit({ type: "WaitStateAborted", name });
           throw new ExecutionAborted();
         }
-        await this.assign(scope, state.Assign, b);
+        await this.assign(name, scope, state.Assign, b);
         return {
           output: state.Output === undefined ? input : await this.value(state.Output, b, "Output"),
           next: next(),
@@ -363,7 +374,7 @@ class Execution {
               : await this.map(name, state, b, scope, signal);
         const rb = { ...b, states: { ...(b.states as object), result } };
         const output = state.Output === undefined ? result : await this.value(state.Output, rb, "Output");
-        await this.assign(scope, state.Assign, rb);
+        await this.assign(name, scope, state.Assign, rb);
         return { output, next: state.End ? undefined : state.Next };
       } catch (err) {
         if (!(err instanceof StatesError) || !catchable(err.error)) throw err;
@@ -387,7 +398,7 @@ class Execution {
         const at = `Catch[${(state.Catch ?? []).indexOf(catcher)}]/`;
         const output =
           catcher.Output === undefined ? errorOutput : await this.value(catcher.Output, cb, `${at}Output`);
-        await this.assign(scope, catcher.Assign, cb, at);
+        await this.assign(name, scope, catcher.Assign, cb, at);
         return { output, next: catcher.Next };
       }
     }
@@ -415,6 +426,10 @@ class Execution {
         : Number(await this.value(state.TimeoutSeconds, b, "TimeoutSeconds"));
     if (timeout !== undefined && !(Number.isInteger(timeout) && timeout > 0))
       throw new StatesError("States.Runtime", `${name}: TimeoutSeconds must be a positive integer`);
+    withinQuota(
+      args,
+      `The state/task '${name}' has arguments with a size exceeding the maximum number of bytes service limit.`,
+    );
     this.emit({
       type: "TaskScheduled",
       name,
@@ -431,6 +446,10 @@ class Execution {
     });
     try {
       const output = await this.race(call, timeout, signal);
+      withinQuota(
+        output,
+        `The state/task '${resource}' returned a result with a size exceeding the maximum number of bytes service limit.`,
+      );
       this.emit({ type: "TaskSucceeded", name, resource, output });
       return output;
     } catch (err) {
@@ -590,6 +609,25 @@ class Execution {
     if (failure) throw failure.error;
     return results;
   }
+}
+
+/**
+ * Step Functions' payload quota: 262,144 bytes of UTF-8 JSON for a state's input and output and a
+ * Task's arguments and result (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html),
+ * and for the variables one state assigns ("up to 256 KiB per state",
+ * https://docs.aws.amazon.com/step-functions/latest/dg/workflow-variables.html). Past it the
+ * execution fails with States.DataLimitExceeded, which no Retry or Catch handles. The Task-result
+ * wording is AWS's as quoted in public reports; the others follow it and are unconfirmed.
+ */
+export const MAX_PAYLOAD_BYTES = 262_144;
+
+function withinQuota(value: unknown, cause: string): void {
+  if (value === undefined) return;
+  const text = JSON.stringify(value);
+  // UTF-8 takes one to three bytes per UTF-16 unit: the bytes are counted only when the length leaves it open.
+  if (text.length <= MAX_PAYLOAD_BYTES / 3) return;
+  if (text.length > MAX_PAYLOAD_BYTES || Buffer.byteLength(text) > MAX_PAYLOAD_BYTES)
+    throw new StatesError("States.DataLimitExceeded", cause);
 }
 
 /** Errors no Retry or Catch handles (Step Functions ends the execution on them). */

@@ -19,7 +19,7 @@ import { DEFAULT_STATE_PATH, FileStateStore, type StateFile } from "../state/ind
 import { type LabParamsInput, parseParams, type ResolvedParams, resolveParams } from "../steps/params.js";
 import { CliError, EXIT } from "./exit-codes.js";
 import { type GlobalOptions, PARAM_FLAGS, paramsFrom } from "./run.js";
-import { callerAccount, openTarget, type Target, type TargetOptions } from "./target.js";
+import { callerAccount, knownSim, openTarget, type Target, type TargetOptions } from "./target.js";
 
 /**
  * `kmslab grade`: grades the lab as the account stands — read-only, with or without the state file
@@ -165,6 +165,12 @@ async function gradeOne(
   const format = formatOf(opts.format as string | undefined);
   const threshold = thresholdOf(opts.threshold);
   const stringOpts = opts as Record<string, string | undefined>;
+  const statePath = g.state ?? DEFAULT_STATE_PATH;
+  // Whatever can refuse the grading is checked before the embedded account is opened (knownSim):
+  // the state file (unreadable or another format: exit 5) and, on the simulator, the parameters.
+  const state = await new FileStateStore(statePath).read();
+  const sim = knownSim(g);
+  if (sim) guard(() => parseParams({ ...paramsFrom(stringOpts, "sim"), region: sim.region }));
   const target = await openTarget(g, "kmslab grade");
   const clients = new Clients(target.base);
   try {
@@ -172,8 +178,6 @@ async function gradeOne(
     guard(() => parseParams(input));
     const account = await callerAccount(clients, target);
     let params = resolve(input, account);
-    const statePath = g.state ?? DEFAULT_STATE_PATH;
-    const state = await new FileStateStore(statePath).read();
     // The state file's run is this lab when it is on this account and Region, and the names agree.
     let used: StateFile | undefined;
     if (state && state.target.accountId === account && state.target.region === target.region) {

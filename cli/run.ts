@@ -1,14 +1,14 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { Clients } from "../machines/aws.js";
-import { type LabResult, runLab } from "../machines/engine.js";
+import { assertResumable, type LabResult, runLab } from "../machines/engine.js";
 import type { StageStatus } from "../machines/lab.js";
 import { DEFAULT_STATE_PATH, FileStateStore, type StageRecord } from "../state/index.js";
 import { type LabParamsInput, parseParams, resolveParams } from "../steps/params.js";
 import { STAGES } from "../steps/registry.js";
 import { CliError, EXIT } from "./exit-codes.js";
 import { progressFor, summary } from "./progress.js";
-import { callerAccount, openTarget, type TargetOptions } from "./target.js";
+import { assertSimState, callerAccount, knownSim, openTarget, type TargetOptions } from "./target.js";
 
 /**
  * `kmslab run` (alias `resume`): run the lab, or continue the run the state file records;
@@ -167,6 +167,17 @@ export function paramsFrom(opts: Record<string, string | undefined>, kind: strin
 }
 
 async function runCommand(g: GlobalOptions, opts: Record<string, string | undefined>): Promise<number> {
+  const store = new FileStateStore(g.state ?? DEFAULT_STATE_PATH);
+  // Whatever can refuse the run is checked before the embedded account is opened (knownSim).
+  const existing = await store.read();
+  const sim = knownSim(g);
+  if (sim) {
+    const params = parseParams({ ...paramsFrom(opts, "sim"), region: sim.region });
+    if (existing) {
+      const target = assertSimState(existing, sim, store.path);
+      assertResumable(existing, target, resolveParams(params, target.accountId));
+    }
+  }
   const target = await openTarget(g, "kmslab run");
   const controller = new AbortController();
   const onSignal = () => controller.abort();
@@ -179,7 +190,6 @@ async function runCommand(g: GlobalOptions, opts: Record<string, string | undefi
     const account = await callerAccount(clients, target);
     const resolved = resolveParams(params, account);
     const progress = progressFor(process.stderr, g.json ? "json" : "auto", g.verbose === true);
-    const store = new FileStateStore(g.state ?? DEFAULT_STATE_PATH);
     if (!g.json)
       process.stderr.write(
         `kmslab: running the lab on ${target.description}, account ${account}, ${target.region}\n`,

@@ -3,6 +3,7 @@ import { AwsError, type ClientBase, type Clients } from "../machines/aws.js";
 import { Account, type AccountOptions, PROFILES } from "../sim/account.js";
 import { Simulator } from "../sim/simulator.js";
 import { DataDir, DataDirLockedError } from "../sim/store.js";
+import { assertTarget, type StateFile } from "../state/index.js";
 import { CliError, EXIT } from "./exit-codes.js";
 import { faultsFrom, simDataDir } from "./sim.js";
 
@@ -56,7 +57,46 @@ export async function openTarget(options: TargetOptions, command: string): Promi
   };
 }
 
-function targetKind(options: TargetOptions): TargetKind {
+/**
+ * The embedded simulator's account, read from its data directory without opening it, and the
+ * Region a command would use there. Opening an account moves it on (its clock, CloudTrail's
+ * deliveries), so what can refuse a command is checked against this first: a refused command
+ * leaves the data directory as it was. Undefined for an endpoint or AWS, whose credentials decide.
+ */
+export interface KnownSim {
+  dir: string;
+  /** Undefined while the directory holds no account yet (opening it would make one). */
+  accountId?: string;
+  region: string;
+}
+
+export function knownSim(options: TargetOptions): KnownSim | undefined {
+  if (targetKind(options) !== "sim") return undefined;
+  const dir = simDataDir(options.simData);
+  // An unreadable account file is DataDirInvalidError (exit 5), as opening it would be.
+  const saved = new DataDir(dir).load();
+  return { dir, region: options.region ?? "us-east-1", ...(saved ? { accountId: saved.accountId } : {}) };
+}
+
+/** Refuses (exit 5) a state file that is not of the simulated account about to be opened. */
+export function assertSimState(
+  state: StateFile,
+  sim: KnownSim,
+  path: string,
+): { accountId: string; region: string } {
+  if (sim.accountId === undefined)
+    throw new CliError(
+      `the state file ${path} belongs to account ${state.target.accountId} in ${state.target.region}, but the ` +
+        `simulator data directory ${sim.dir} holds no account yet. kmslab only continues a lab where it ` +
+        `started: give the data directory it ran on (--sim-data DIR), or start a separate lab with --state PATH.`,
+      EXIT.invalidData,
+    );
+  const target = { accountId: sim.accountId, region: sim.region };
+  assertTarget(state, target, path);
+  return target;
+}
+
+export function targetKind(options: TargetOptions): TargetKind {
   const t = options.target;
   if (t !== undefined && t !== "sim" && t !== "aws")
     throw new TargetError(`--target must be "sim" or "aws", not "${t}"`);

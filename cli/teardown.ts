@@ -6,7 +6,7 @@ import { STAGES } from "../steps/registry.js";
 import { type PlanItem, type ResultItem, Teardown, type TeardownResult } from "../teardown/index.js";
 import { CliError, EXIT } from "./exit-codes.js";
 import type { GlobalOptions } from "./run.js";
-import { callerAccount, openTarget } from "./target.js";
+import { assertSimState, callerAccount, knownSim, openTarget } from "./target.js";
 
 /**
  * `kmslab teardown`: a dry run unless `--yes` (or a "yes" typed at the prompt); with it, removes
@@ -48,6 +48,11 @@ async function teardownCommand(g: GlobalOptions, flags: TeardownFlags): Promise<
     throw new CliError(`--account must be a 12-digit account id, not "${flags.account}"`);
   if (flags.account !== undefined && !flags.allRuns)
     throw new CliError("--account confirms an --all-runs sweep; add --all-runs or leave it out");
+  const store = new FileStateStore(g.state ?? DEFAULT_STATE_PATH);
+  // Whatever can refuse the teardown is checked before the embedded account is opened (knownSim).
+  const existing = await store.read();
+  const sim = knownSim(g);
+  if (sim && existing) assertSimState(existing, sim, store.path);
   const target = await openTarget(g, "kmslab teardown");
   const clients = new Clients(target.base);
   try {
@@ -59,7 +64,6 @@ async function teardownCommand(g: GlobalOptions, flags: TeardownFlags): Promise<
       );
     // Acting is asked for (--yes) or may be confirmed at a prompt; otherwise this is a dry run.
     const mayAct = g.yes === true || interactive();
-    const store = new FileStateStore(g.state ?? DEFAULT_STATE_PATH);
     const t = new Teardown({
       clients,
       account,

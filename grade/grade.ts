@@ -146,7 +146,8 @@ export async function gradeLab(o: GradeOptions): Promise<GradeResult> {
     passed: percent >= threshold,
     stages,
   };
-  // Evidence is what the account answered: anything shaped like a credential is redacted, never saved.
+  // Evidence is what the account answered: a credential in it (named as one, or one this process
+  // holds) is redacted, never saved.
   return redact(result);
 }
 

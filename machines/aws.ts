@@ -4,6 +4,7 @@ import * as kms from "@aws-sdk/client-kms";
 import * as s3 from "@aws-sdk/client-s3";
 import * as sts from "@aws-sdk/client-sts";
 import { DiskFullError } from "../lib/files.js";
+import { rememberSecret, rememberSecretsIn } from "../state/secrets.js";
 import type { Service } from "../steps/dsl.js";
 
 /**
@@ -176,6 +177,7 @@ class Pacer {
 export class Clients {
   private readonly cache = new Map<string, SdkClient>();
   private readonly lookups: Pacer;
+  private readonly remembered = new WeakSet<SdkClient>();
   /** Sees every call, with its output or its error. */
   observer?: (call: ObservedCall) => void;
 
@@ -239,6 +241,7 @@ export class Clients {
     const client = this.client(service, options.credentials, options.unsigned ? "unsigned" : "");
     if (service === "cloudtrail" && action === "LookupEvents") await this.lookups.turn();
     let output: Record<string, unknown>;
+    await this.rememberCredentials(client);
     try {
       output = await client.send(new Command(args));
       const body = output.Body as { transformToByteArray?: () => Promise<Uint8Array> } | undefined;
@@ -252,8 +255,24 @@ export class Clients {
       throw error;
     }
     const safe = (await jsonSafe(output)) as Record<string, unknown>;
+    // Credentials an answer hands over (AssumeRole, CreateAccessKey) and plaintext data keys.
+    rememberSecretsIn(safe);
     this.observer?.({ service, action, input, output: safe, options });
     return safe;
+  }
+
+  /**
+   * The state file must never hold the credentials this process signs with: each client's, as the
+   * SDK resolved them (the credential chain, a profile, the simulator's), are remembered once.
+   */
+  private async rememberCredentials(client: SdkClient): Promise<void> {
+    if (this.remembered.has(client)) return;
+    this.remembered.add(client);
+    const provider = (client as { config?: { credentials?: () => Promise<Partial<Credentials>> } }).config
+      ?.credentials;
+    const identity = typeof provider === "function" ? await provider().catch(() => undefined) : undefined;
+    rememberSecret(identity?.secretAccessKey);
+    rememberSecret(identity?.sessionToken);
   }
 
   destroy(): void {

@@ -97,6 +97,32 @@ let effectsDone = 0;
 const DEADLINES = "__deadlines";
 const CURSOR = "__cursor";
 
+/**
+ * Whether a run may continue the state file's: the same account and Region, the same lab engine and
+ * the same parameters; throws StateTargetMismatch, MachineVersionError or ParamsMismatchError (exit
+ * 5) otherwise. The engine checks before it acts; the CLI checks earlier when it can, before the
+ * embedded account is even opened.
+ */
+export function assertResumable(
+  existing: StateFile,
+  target: Pick<Target, "accountId" | "region">,
+  params: ResolvedParams,
+): void {
+  assertTarget(existing, target);
+  if (existing.machineVersion !== ENGINE_VERSION)
+    throw new MachineVersionError(
+      `the state file was written for lab engine version ${existing.machineVersion}; this kmslab runs version ${ENGINE_VERSION}. Tear that run down (kmslab teardown) with the kmslab that made it, or use another --state file.`,
+    );
+  const recorded = existing.params as unknown as ResolvedParams;
+  const differ = (Object.keys(params) as (keyof ResolvedParams)[]).filter(
+    (k) => JSON.stringify(recorded[k]) !== JSON.stringify(params[k]),
+  );
+  if (differ.length > 0)
+    throw new ParamsMismatchError(
+      `the state file records a run with other parameters (${differ.join(", ")}): continue it with the same ones, tear it down first (kmslab teardown), or start another run with --state PATH`,
+    );
+}
+
 export function newRunId(): string {
   return `kmslab-${randomBytes(4).toString("hex")}`;
 }
@@ -226,21 +252,9 @@ class Engine implements StageExecutor {
   private async load(): Promise<void> {
     const existing = await this.o.store.read();
     if (existing) {
-      assertTarget(existing, this.o.target);
-      if (existing.machineVersion !== ENGINE_VERSION)
-        throw new MachineVersionError(
-          `the state file was written for lab engine version ${existing.machineVersion}; this kmslab runs version ${ENGINE_VERSION}. Tear that run down (kmslab teardown) with the kmslab that made it, or use another --state file.`,
-        );
-      const recorded = existing.params as unknown as ResolvedParams;
-      const differ = (Object.keys(this.o.params) as (keyof ResolvedParams)[]).filter(
-        (k) => JSON.stringify(recorded[k]) !== JSON.stringify(this.o.params[k]),
-      );
-      if (differ.length > 0)
-        throw new ParamsMismatchError(
-          `the state file records a run with other parameters (${differ.join(", ")}): continue it with the same ones, tear it down first (kmslab teardown), or start another run with --state PATH`,
-        );
+      assertResumable(existing, this.o.target, this.o.params);
       this.checkpoints = new Checkpointer(this.o.store, existing);
-      this.params = recorded;
+      this.params = existing.params as unknown as ResolvedParams;
       return;
     }
     this.params = this.o.params;

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { type RosterGrade, slug } from "../grade/class.js";
 import type { GradeResult } from "../grade/grade.js";
 import { writeFileAtomic } from "../grade/store.js";
-import { escapeHtml, OUTCOME_COLOUR } from "./common.js";
+import { escapeHtml, markdownText, OUTCOME_COLOUR } from "./common.js";
 import { render } from "./render.js";
 
 /**
@@ -84,8 +84,8 @@ export function classMarkdown(entries: ClassEntry[], s = summarise(entries)): st
     "|---|---|---|---|",
     ...entries.map((e) =>
       e.result
-        ? `| ${e.name.replace(/\|/g, "\\|")} | ${e.result.score}/${e.result.maxScore} | ${e.result.passed ? "pass" : "fail"} | ${e.files ? `[html](${encodeURI(e.files.html)}) · [json](${encodeURI(e.files.json)})` : ""} |`
-        : `| ${e.name.replace(/\|/g, "\\|")} | – | not graded: ${(e.error ?? "").replace(/\|/g, "\\|")} | |`,
+        ? `| ${markdownText(e.name)} | ${e.result.score}/${e.result.maxScore} | ${e.result.passed ? "pass" : "fail"} | ${e.files ? `[html](${encodeURI(e.files.html)}) · [json](${encodeURI(e.files.json)})` : ""} |`
+        : `| ${markdownText(e.name)} | – | not graded: ${markdownText(e.error ?? "")} | |`,
     ),
     "",
   ];

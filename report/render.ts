@@ -1,5 +1,5 @@
 import type { GradedStage, GradeResult, Outcome } from "../grade/grade.js";
-import { escapeHtml, OUTCOME_COLOUR, OUTCOME_LABEL } from "./common.js";
+import { escapeHtml, markdownText, OUTCOME_COLOUR, OUTCOME_LABEL } from "./common.js";
 import { statechartSvg } from "./svg.js";
 
 export { escapeHtml, OUTCOME_COLOUR, OUTCOME_LABEL };
@@ -87,7 +87,7 @@ function renderMarkdown(r: GradeResult, o: ReportOptions): string {
   const out = [
     "# kmslab lab report",
     "",
-    `${who(r)}  `,
+    `${markdownText(who(r))}  `,
     `graded ${r.endedAt} in ${formatDuration(r.durationMs)}`,
     "",
     `**${verdict(r)}**`,

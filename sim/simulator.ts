@@ -10,7 +10,13 @@ import {
   ids,
   PROFILES,
 } from "./account.js";
-import { authenticate, type CredentialRecord, type ErrorFamily } from "./auth/authenticate.js";
+import {
+  type AuthOptions,
+  authenticate,
+  type CredentialRecord,
+  type ErrorFamily,
+  MISMATCH as SIGNATURE_MISMATCH,
+} from "./auth/authenticate.js";
 import { ServiceError } from "./core/errors.js";
 import { type CallContext, callContext, type OperationFn, type ServiceProvider } from "./core/service.js";
 import type { Principal, SimRequest, SimResponse } from "./core/types.js";
@@ -296,6 +302,58 @@ export class Simulator {
     return this.dateText;
   }
 
+  /**
+   * What the HTTP server asks before it reads a request's body: the request as far as it can be
+   * checked without one (which service, then SigV4 up to the signature). A request that is refused
+   * either way is answered now and its body never read: a body buffered before its signature is
+   * checked is memory anyone can take. Otherwise `signed` says whose budget the body counts against
+   * (S3 lets requests with no signature at all through, as the anonymous principal).
+   * Nothing is counted or recorded; the request itself is still handled, in full, by handle().
+   */
+  admit(head: SimRequest): { refused: SimResponse } | { signed: boolean } {
+    const provider = this.route(head);
+    if (!provider) return { signed: false };
+    const family = FAMILY[provider.protocol];
+    try {
+      return { signed: authenticate(head, this.authOptions(provider, this.account.now())).signed };
+    } catch (err) {
+      if (!(err instanceof ServiceError)) return { signed: false };
+      // Outside S3 the signature covers the body's hash, and an S3 body may have to match its
+      // declared hash: these failures may only be the body's absence here, so the body decides.
+      const needsBody =
+        family === "s3" ? err.code === "XAmzContentSHA256Mismatch" : err.message === SIGNATURE_MISMATCH;
+      if (needsBody) return { signed: true };
+      const codec = provider.codec ?? CODECS[provider.protocol]!;
+      return { refused: this.dated(codec.encodeError(provider, err, ids.requestId())) };
+    }
+  }
+
+  /**
+   * The answer to a request the server cannot take now (its bodies would pass the memory budget):
+   * the service's throttling error, which SDKs retry with backoff (S3: 503 SlowDown).
+   */
+  throttled(head: SimRequest): SimResponse {
+    const provider = this.route(head) ?? this.byService.get("s3")!;
+    const codec = provider.codec ?? CODECS[provider.protocol]!;
+    return this.dated(codec.encodeError(provider, throttlingError(provider), ids.requestId()));
+  }
+
+  private dated(res: SimResponse): SimResponse {
+    res.headers.date = this.httpDate(this.account.now().getTime());
+    return res;
+  }
+
+  private authOptions(provider: ServiceProvider, now: Date): AuthOptions {
+    return {
+      family: FAMILY[provider.protocol],
+      now,
+      lookup: this.lookupCredentials,
+      allowAnonymous: provider.protocol === "restXml",
+      expectedService: provider.service,
+      ...(provider.service === "iam" ? { expectedRegion: "us-east-1" } : {}),
+    };
+  }
+
   /** The answer, or a promise of it when a fault delays it or the operation is asynchronous. */
   private answer(req: SimRequest): SimResponse | Promise<SimResponse> {
     const requestId = ids.requestId();
@@ -369,14 +427,7 @@ export class Simulator {
     fault: { reset: boolean },
   ): SimResponse | Promise<SimResponse> {
     const now = this.account.now();
-    const auth = authenticate(req, {
-      family: FAMILY[provider.protocol],
-      now,
-      lookup: this.lookupCredentials,
-      allowAnonymous: provider.protocol === "restXml",
-      expectedService: provider.service,
-      ...(provider.service === "iam" ? { expectedRegion: "us-east-1" } : {}),
-    });
+    const auth = authenticate(req, this.authOptions(provider, now));
     const { operation, input } = codec.decode(req, provider);
     const info = provider.operations[operation]!;
     const readOnly = info.readOnly;
@@ -499,12 +550,16 @@ function injectedError(call: Call, kind: "throttle" | "5xx" | "deny"): ServiceEr
     if (family === "query") return new ServiceError("AccessDenied", message, 403);
     return new ServiceError("AccessDeniedException", message, 400);
   }
-  if (kind === "throttle") {
-    if (family === "s3") return new ServiceError("SlowDown", "Please reduce your request rate.", 503);
-    if (family === "query") return new ServiceError("Throttling", "Rate exceeded", 400);
-    return new ServiceError("ThrottlingException", "Rate exceeded", 400);
-  }
+  if (kind === "throttle") return throttlingError(provider);
   return internalError(provider);
+}
+
+/** What each family answers when it will not take a request now (S3's 503 SlowDown and kin). */
+function throttlingError(provider: ServiceProvider): ServiceError {
+  const family = FAMILY[provider.protocol];
+  if (family === "s3") return new ServiceError("SlowDown", "Please reduce your request rate.", 503);
+  if (family === "query") return new ServiceError("Throttling", "Rate exceeded", 400);
+  return new ServiceError("ThrottlingException", "Rate exceeded", 400);
 }
 
 function internalError(provider: ServiceProvider): ServiceError {

@@ -145,14 +145,15 @@ export class StateInvalidError extends StateError {
   }
 }
 
-/** Something that looks like a secret was about to be written; the paths say where. */
+/** A secret (a credential, a plaintext data key) was about to be written; the paths say where. */
 export class StateSecretError extends StateError {
   override readonly name = "StateSecretError";
   constructor(readonly paths: string[]) {
     super(
-      `refusing to write what looks like a secret to the state file, at ${paths.slice(0, 5).join(", ")}` +
-        `${paths.length > 5 ? ` and ${paths.length - 5} more` : ""}. Credentials, session tokens and ` +
-        `plaintext data keys stay in memory: pass the value through redact() before recording it.`,
+      `the state file was not written: it would have held a secret (an AWS credential or a plaintext ` +
+        `data key) at ${paths.slice(0, 5).join(", ")}${paths.length > 5 ? ` and ${paths.length - 5} more` : ""}. ` +
+        `kmslab keeps credentials in memory and never writes them to disk. If you gave a credential as a ` +
+        `lab parameter (a flag or the --config file), choose another value.`,
     );
   }
 }

@@ -3,9 +3,12 @@ import { StateSecretError } from "./errors.js";
 /**
  * Keeping secrets out of the state file. Temporary credentials, plaintext data keys and object
  * bodies stay in memory (issue 4); the engine records AWS inputs and outputs in the journal, so the
- * store checks every state it writes and refuses one that carries something secret-looking. Two
- * signals: a field named like a secret (whatever its value), and a string shaped like an AWS secret
- * access key or session token (wherever it is).
+ * store checks every state it writes and refuses one that carries a secret. Three signals: a field
+ * named like a secret (whatever its value); a credential this process holds (its own secret access
+ * key and session token, and every one an AWS answer handed it: rememberSecretsIn), found anywhere
+ * in any string; and a string shaped like an STS session token, whose prefix no name or word has.
+ * A string merely shaped like a secret access key (40 characters of base64) is not one: lab
+ * parameters such as a 40-character mixed-case role name or object key look just the same.
  */
 
 /** What redact() puts in place of a secret; accepted by assertNoSecrets, even in a secret-named field. */
@@ -23,20 +26,39 @@ function isSecretName(key: string): boolean {
   );
 }
 
-/**
- * 40 characters of base64's alphabet with upper case, lower case and a digit or `/`/`+`, as AWS's
- * secret access keys are; hex digests (lower case only) and ids do not match.
- */
-const SECRET_KEY_SHAPE = /^[A-Za-z0-9/+]{40}$/;
-function looksLikeSecretKey(s: string): boolean {
-  return SECRET_KEY_SHAPE.test(s) && /[A-Z]/.test(s) && /[a-z]/.test(s) && /[0-9/+]/.test(s);
-}
-
 /** STS session tokens start with these (base64 of their binary header); found anywhere in a string. */
 const SESSION_TOKEN_SHAPE = /(IQoJb3JpZ2lu|FwoGZXIvYXdz|FQoGZXIvYXdz|AQoDYXdzE)[A-Za-z0-9/+=]{40,}/;
 
+/** The credentials this process holds, by value (a secret access key is 40 characters). */
+const held = new Set<string>();
+const MIN_SECRET_LENGTH = 16;
+let shortestHeld = Number.POSITIVE_INFINITY;
+
+/** Tells the state checks about a credential this process holds, so that it is never written. */
+export function rememberSecret(value: unknown): void {
+  if (typeof value !== "string" || value.length < MIN_SECRET_LENGTH || value === REDACTED) return;
+  held.add(value);
+  shortestHeld = Math.min(shortestHeld, value.length);
+}
+
+/** Remembers the value of every secret-named field in `value`: an AWS answer (AssumeRole's Credentials...). */
+export function rememberSecretsIn(value: unknown): void {
+  if (Array.isArray(value)) for (const v of value) rememberSecretsIn(v);
+  else if (value !== null && typeof value === "object" && !ArrayBuffer.isView(value))
+    for (const [k, v] of Object.entries(value)) {
+      if (isSecretName(k) && typeof v === "string") rememberSecret(v);
+      else rememberSecretsIn(v);
+    }
+}
+
+function holdsCredential(s: string): boolean {
+  if (s.length < shortestHeld) return false;
+  for (const secret of held) if (s.includes(secret)) return true;
+  return false;
+}
+
 function isSecretString(s: string): boolean {
-  return (s.length === 40 && looksLikeSecretKey(s)) || (s.length >= 52 && SESSION_TOKEN_SHAPE.test(s));
+  return holdsCredential(s) || (s.length >= 52 && SESSION_TOKEN_SHAPE.test(s));
 }
 
 /**

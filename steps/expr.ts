@@ -91,15 +91,60 @@ export function expressionBody(value: string): string {
   return EXPR.exec(value)![1]!.trim();
 }
 
+/**
+ * What one evaluation may do. Step Functions bounds evaluation too (payloads are 256 KiB, and an
+ * expression that cannot finish fails the state), but documents no figures for it: these are ours,
+ * each far above what a state's 256 KiB of data needs. An expression past one fails with an
+ * ExpressionError (a Step Functions state: States.QueryEvaluationError).
+ */
+export const EVALUATION_LIMITS = {
+  /** Evaluation steps (JSONata's evaluate calls): 1–2 µs each, so well under a second of work. */
+  steps: 250_000,
+  /** Nested evaluation (recursive functions): JSONata's own guard, before the stack overflows. */
+  depth: 500,
+  /** Items of a sequence or array (`[1..n]`, `$range`), and characters of a string result. */
+  items: 1_000_000,
+  chars: 8 * 1024 * 1024,
+  /** Steps between yields to the event loop, so that other clients are served while one evaluates. */
+  yieldEvery: 2_000,
+} as const;
+
+/** JSONata's evaluation hooks: it looks these symbols up in the environment (its types say string). */
+const ENTRY_HOOK = Symbol.for("jsonata.__evaluate_entry") as unknown as string;
+const EXIT_HOOK = Symbol.for("jsonata.__evaluate_exit") as unknown as string;
+
+/** Steps taken per evaluation, keyed by the evaluation's own environment (JSONata's `base` frame). */
+const stepsTaken = new WeakMap<object, number>();
+
+function onEntry(_expr: unknown, _input: unknown, environment: { base: object }): Promise<void> | undefined {
+  const steps = (stepsTaken.get(environment.base) ?? 0) + 1;
+  stepsTaken.set(environment.base, steps);
+  if (steps > EVALUATION_LIMITS.steps)
+    throw new Error(`the expression took more than ${EVALUATION_LIMITS.steps} evaluation steps`);
+  // JSONata's evaluation is a chain of promises that never waits on I/O: without a turn of the
+  // event loop now and then, one long expression would hold every other request until it ends.
+  if (steps % EVALUATION_LIMITS.yieldEvery === 0) return new Promise((resolve) => setImmediate(resolve));
+  return undefined;
+}
+
+function onExit(_expr: unknown, _input: unknown, _environment: unknown, result: unknown): void {
+  if (typeof result === "string" && result.length > EVALUATION_LIMITS.chars)
+    throw new Error(`the expression made a string longer than ${EVALUATION_LIMITS.chars} characters`);
+  if (Array.isArray(result) && result.length > EVALUATION_LIMITS.items)
+    throw new Error(`the expression made an array longer than ${EVALUATION_LIMITS.items} items`);
+}
+
 function compile(body: string): Compiled {
   const known = compiled.get(body);
   if (known) return known;
   let expression: jsonata.Expression;
   try {
-    expression = jsonata(body);
+    expression = jsonata(body, { stack: EVALUATION_LIMITS.depth, sequence: EVALUATION_LIMITS.items });
   } catch (err) {
     throw new ExpressionError(`{% ${body} %}`, (err as Error).message);
   }
+  expression.assign(ENTRY_HOOK, onEntry);
+  expression.assign(EXIT_HOOK, onExit);
   registerStatesFunctions(expression);
   const direct = directOf(expression.ast());
   const entry: Compiled = direct ? { expression, direct } : { expression };
@@ -223,6 +268,8 @@ export function registerStatesFunctions(expression: jsonata.Expression): void {
     "range",
     (start: number, end: number, step: number) => {
       if (step === 0) throw new Error("$range: step must not be 0");
+      if (Math.floor((end - start) / step) + 1 > EVALUATION_LIMITS.items)
+        throw new Error(`$range: more than ${EVALUATION_LIMITS.items} items`);
       const out: number[] = [];
       for (let i = start; step > 0 ? i <= end : i >= end; i += step) out.push(i);
       return out;

@@ -9,6 +9,7 @@ import {
   MemoryStateStore,
   REDACTED,
   redact,
+  rememberSecret,
   StateConflictError,
   StateInvalidError,
   StateLockedError,
@@ -21,6 +22,9 @@ import { sampleState } from "./helpers/state.js";
  * One contract for every StateStore (Terraform's statemgr TestFull): what the engine relies on holds
  * for the file store and the memory store alike.
  */
+
+/** Shaped as AWS documents its example secret access key; only a held one is refused by value. */
+const HELD_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -181,7 +185,9 @@ describe.each(stores)("%s contract", (_name, make) => {
       ],
       [
         (s) => {
-          s.journal[1]!.input = { note: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY" };
+          // A credential this process holds, wherever it is (here inside a longer text).
+          rememberSecret(HELD_SECRET);
+          s.journal[1]!.input = { note: `the key is ${HELD_SECRET}` };
         },
         "$.journal[1].input.note",
       ],
@@ -207,13 +213,15 @@ describe.each(stores)("%s contract", (_name, make) => {
     }
   });
 
-  it("keeps apart what is not a secret: hex digests, ids, empty secret fields", async () => {
+  it("keeps apart what is not a secret: hex digests, ids, empty secret fields, names shaped like keys", async () => {
     const { store } = make();
     const state = sampleState();
     state.stages["create-key"]!.outputs = {
       sha1: "da39a3ee5e6b4b0d3255bfef95601890afd80709",
       accessKeyId: "AKIAIOSFODNN7EXAMPLE",
       SessionToken: null,
+      // 40 characters of base64's alphabet in both cases, as a secret access key is: a name, not one.
+      alias: "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",
     };
     expect((await store.write(state)).serial).toBe(1);
   });

@@ -78,7 +78,7 @@ const MAX_PRESIGN_SECONDS = 7 * DAY_SECONDS;
 const S3_SKEW_MS = 15 * 60_000;
 
 /** AWS's signing-mismatch sentences: S3 has its own, every other service shares one. */
-const MISMATCH =
+export const MISMATCH =
   "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
 const S3_MISMATCH =
   "The request signature we calculated does not match the signature you provided. Check your key and signing method.";

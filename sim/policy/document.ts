@@ -1,3 +1,5 @@
+import { jsonNestsDeeper } from "../core/nesting.js";
+
 /**
  * Policy documents: parsing and validation. A document is checked the way IAM, KMS and S3 check it
  * when it is stored, with AWS's wording where it is known, and normalised (every string-or-array
@@ -176,6 +178,12 @@ const parsed: Record<PolicyKind, Map<string, Policy>> = {
 };
 
 function parseInto(text: string, kind: PolicyKind, problems: string[]): Policy | undefined {
+  // A document's grammar nests a few levels (Statement, Condition, operator, key, values): one
+  // nested deeper is a syntax error, found before the parse builds it (sim/core/nesting.ts).
+  if (jsonNestsDeeper(text)) {
+    problems.push(SYNTAX);
+    return undefined;
+  }
   let doc: unknown;
   try {
     doc = JSON.parse(text);

@@ -1,4 +1,5 @@
 import { ServiceError } from "../core/errors.js";
+import { jsonNestsDeeper, MAX_NESTING } from "../core/nesting.js";
 import type { ServiceProvider } from "../core/service.js";
 import type { SimRequest, SimResponse } from "../core/types.js";
 import { type Codec, fromUtf8, utf8 } from "./codec.js";
@@ -23,9 +24,18 @@ export function jsonCodec(version: "1.0" | "1.1"): Codec {
       if (type !== contentType && type !== "application/json" && !type.startsWith("application/x-amz-json-"))
         throw new ServiceError("SerializationException", `Unsupported content type: ${type || "none"}`, 400);
       if (req.body.length === 0) return { operation, input: {} };
+      const text = fromUtf8.decode(req.body);
+      // Refused before anything runs (sim/core/nesting.ts). AWS answers an unreadable body with
+      // SerializationException; that it answers a too-deep one so, and this wording, are unconfirmed.
+      if (jsonNestsDeeper(text))
+        throw new ServiceError(
+          "SerializationException",
+          `The request body nests objects and arrays deeper than ${MAX_NESTING} levels.`,
+          400,
+        );
       let input: unknown;
       try {
-        input = JSON.parse(fromUtf8.decode(req.body));
+        input = JSON.parse(text);
       } catch {
         throw new ServiceError(
           "SerializationException",

@@ -1,4 +1,5 @@
 import { ServiceError } from "../core/errors.js";
+import { MAX_NESTING } from "../core/nesting.js";
 import type { ServiceProvider } from "../core/service.js";
 import type { SimRequest, SimResponse } from "../core/types.js";
 import { escapeXml, renderXmlValue, XML_DECLARATION } from "../core/xml.js";
@@ -110,6 +111,16 @@ export function nest(params: Map<string, string>): Record<string, unknown> {
   }[] = [];
   for (const [key, value] of params) {
     const parts = key.split(".");
+    // A name nests one level per segment: refused before any input is built (sim/core/nesting.ts).
+    // The code and message are AWS's common error for a malformed query string
+    // (https://docs.aws.amazon.com/IAM/latest/APIReference/CommonErrors.html); that IAM and STS
+    // answer an over-deep name with it is unconfirmed.
+    if (parts.length > MAX_NESTING)
+      throw new ServiceError(
+        "InvalidQueryParameter",
+        "The AWS query string is malformed or does not adhere to AWS standards.",
+        400,
+      );
     if (parts.some((p) => FORBIDDEN.has(p) || p === "")) continue;
     let node: Record<string, unknown> = root;
     for (let i = 0; i < parts.length; i++) {

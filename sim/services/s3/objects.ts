@@ -434,6 +434,25 @@ const OVERRIDES: Record<string, string> = {
   "response-content-encoding": "content-encoding",
 };
 
+/** Tab, printable ASCII and the rest of Latin-1: what an HTTP header value can carry. */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * A `response-*` override becomes a response header, so it must be one. S3 refuses a character
+ * outside ISO-8859-1 with InvalidArgument, "Header value cannot be represented using ISO-8859-1."
+ * (quoted from S3 in https://github.com/guardian/grid/pull/1716); that it answers control
+ * characters (CR, LF...) the same way is unconfirmed.
+ */
+function checkHeaderValue(name: string, value: string): void {
+  if (HEADER_VALUE.test(value)) return;
+  // The value is echoed as S3 does, unless it holds characters an XML document cannot.
+  const echoable = !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/.test(value);
+  throw new ServiceError("InvalidArgument", "Header value cannot be represented using ISO-8859-1.", 400, {
+    ArgumentName: name,
+    ...(echoable ? { ArgumentValue: value } : {}),
+  });
+}
+
 export function getObject(svc: S3Service, input: S3Input, ctx: CallContext): S3Output {
   return read(svc, input, ctx, true);
 }
@@ -456,6 +475,8 @@ function read(svc: S3Service, input: S3Input, ctx: CallContext, withBody: boolea
       "Request specific response headers cannot be used for anonymous GET requests.",
       400,
     );
+
+  for (const q of overrides) checkHeaderValue(q, one(input, q)!);
 
   const headers = objectHeaders(bucket, v);
   const notModified = preconditions(input.headers, v);

@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
+import { MAX_PAYLOAD_BYTES } from "../../../asl/interpreter.js";
 import { aslValidatorProblems } from "../../../asl/validator.js";
 import type { Account } from "../../account.js";
 import { ServiceError } from "../../core/errors.js";
+import { jsonNestsDeeper, MAX_NESTING } from "../../core/nesting.js";
 import { uuid } from "../../core/random.js";
 import {
   type CallContext,
@@ -79,7 +81,6 @@ export const STATES_PRINCIPAL: Principal = {
 };
 
 /** Payloads (input, output) are at most 256 KiB of UTF-8. */
-const MAX_PAYLOAD = 256 * 1024;
 /** What Step Functions refuses in names: whitespace, brackets, wildcards, special and control characters. */
 const BAD_NAME = /[\s<>{}[\]?*"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]/u;
 const ARN = /^arn:aws:states:([a-z0-9-]+):(\d{12}):(stateMachine|execution):([^:]+)(?::([^:]+))?$/;
@@ -317,7 +318,7 @@ export class StatesService implements ServiceProvider {
     const req = validate<{ stateMachineArn: string; name?: string; input?: string }>(input, {
       stateMachineArn: str({ required: true, min: 1, max: 256 }),
       name: str({ min: 1, max: 80 }),
-      input: str({ max: MAX_PAYLOAD }),
+      input: str({ max: MAX_PAYLOAD_BYTES }),
       traceHeader: str({ max: 256 }),
     });
     const m = this.machine(req.stateMachineArn, ctx, "states:StartExecution");
@@ -326,8 +327,15 @@ export class StatesService implements ServiceProvider {
     const name = req.name ?? uuid();
     checkName(name, "name");
     const text = req.input ?? "{}";
-    if (Buffer.byteLength(text) > MAX_PAYLOAD)
+    if (Buffer.byteLength(text) > MAX_PAYLOAD_BYTES)
       throw new ServiceError("InvalidExecutionInput", "The input exceeds the 262144 bytes limit.");
+    // Nested deeper than the simulator reads (sim/core/nesting.ts): refused as input it cannot
+    // take, before the execution starts. AWS's limit and wording for this are unconfirmed.
+    if (jsonNestsDeeper(text))
+      throw new ServiceError(
+        "InvalidExecutionInput",
+        `Invalid State Machine Execution Input: 'objects and arrays nested deeper than ${MAX_NESTING} levels'`,
+      );
     try {
       JSON.parse(text);
     } catch (err) {
