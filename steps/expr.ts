@@ -100,8 +100,8 @@ export function expressionBody(value: string): string {
 export const EVALUATION_LIMITS = {
   /** Evaluation steps (JSONata's evaluate calls): 1–2 µs each, so well under a second of work. */
   steps: 250_000,
-  /** Nested evaluation (recursive functions): JSONata's own guard, before the stack overflows. */
-  depth: 500,
+  /** Nested evaluation (recursive functions, e.g. the IAM wildcard matcher, one level per character): JSONata's own guard; its evaluation is asynchronous, so this bounds memory, not the native stack. */
+  depth: 10_000,
   /** Items of a sequence or array (`[1..n]`, `$range`), and characters of a string result. */
   items: 1_000_000,
   chars: 8 * 1024 * 1024,
